@@ -1,0 +1,94 @@
+"""Release: build one handout zip per assignment as an ordered list of small steps.
+
+    copy_template -> copy_handout_files -> write_stubs -> add_visible_tests -> zip_handout -> verify_handout
+
+Each step takes the assignment's config and the staging folder and can be run and tested alone.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+
+from ..config import TEMPLATE_DIR, AssignmentConfig
+from .strip import strip_solutions
+from .verify import verify_handout
+
+log = logging.getLogger(__name__)
+
+# Fixed timestamp so that releasing the same sources twice gives byte-identical zips.
+ZIP_DATE = (2024, 1, 1, 0, 0, 0)
+_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".hypothesis")
+
+
+def copy_template(config: AssignmentConfig, handout: Path) -> None:
+    """The shared student template (mnistkit package, conftest, pytest.ini, requirements) and assignment.toml."""
+    shutil.copytree(TEMPLATE_DIR, handout, ignore=_IGNORED, dirs_exist_ok=True)
+    shutil.copy2(config.root / "assignment.toml", handout / "assignment.toml")
+    shutil.copy2(config.root / "README.md", handout / "README.md")
+
+
+def copy_handout_files(config: AssignmentConfig, handout: Path) -> None:
+    """Files the assignment ships unchanged (training scripts and the like)."""
+    for name in config.handout.files:
+        source = config.root / "handout" / name
+        target = handout / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=_IGNORED)
+        else:
+            shutil.copy2(source, target)
+
+
+def write_stubs(config: AssignmentConfig, handout: Path) -> None:
+    """The student stubs, generated from the reference solution by stripping its marked regions."""
+    for name in config.handout.stubs:
+        source = config.solution_dir / name
+        stub = strip_solutions(source.read_text(encoding="utf-8"), filename=str(source))
+        (handout / name).write_text(stub, encoding="utf-8")
+
+
+def add_visible_tests(config: AssignmentConfig, handout: Path) -> None:
+    """The shared test fixtures and the visible tests (never the hidden ones)."""
+    tests = handout / "tests"
+    tests.mkdir(exist_ok=True)
+    conftest = config.root / "tests" / "conftest.py"
+    if conftest.is_file():
+        shutil.copy2(conftest, tests / "conftest.py")
+    for path in config.visible_tests():
+        shutil.copy2(path, tests / path.name)
+
+
+def zip_handout(config: AssignmentConfig, handout: Path, out_dir: Path) -> Path:
+    """Zip the staged handout as ``<out_dir>/<name>.zip`` with one top folder ``<name>/``, reproducibly."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / f"{config.name}.zip"
+    partial = target.with_suffix(".zip.part")
+    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(p for p in handout.rglob("*") if p.is_file()):
+            arcname = f"{config.name}/{path.relative_to(handout).as_posix()}"
+            info = zipfile.ZipInfo(arcname, date_time=ZIP_DATE)
+            info.external_attr = (0o755 if path.suffix == ".sh" else 0o644) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, path.read_bytes())
+    partial.replace(target)
+    return target
+
+
+STEPS = (copy_template, copy_handout_files, write_stubs, add_visible_tests)
+
+
+def release_assignment(config: AssignmentConfig, *, out_dir: Path) -> Path:
+    """Run every step for one assignment; return the verified ``<out_dir>/<name>.zip``."""
+    with tempfile.TemporaryDirectory(prefix=f"release-{config.name}-") as staging:
+        handout = Path(staging) / config.name
+        handout.mkdir()
+        for step in STEPS:
+            log.debug("%s: %s", config.name, step.__name__)
+            step(config, handout)
+        target = zip_handout(config, handout, out_dir)
+    verify_handout(target, config)
+    log.info("released %s -> %s", config.name, target)
+    return target

@@ -1,0 +1,102 @@
+"""``python -m autograder``: a thin command line over the library (it parses, calls, prints)."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from mnistkit.data import DATA_DIR_ENV, MNISTUnavailableError
+
+from .config import ConfigError, list_assignments, load_assignment
+
+EXIT_USAGE = 2
+
+
+def _release(args: argparse.Namespace) -> int:
+    from .assign import release_assignment
+
+    for name in args.assignments or list_assignments():
+        target = release_assignment(load_assignment(name), out_dir=Path(args.out))
+        print(f"released {name}: {target}")
+    return 0
+
+
+def _grade(args: argparse.Namespace) -> int:
+    from .grade import grade_path
+
+    outcomes = grade_path(Path(args.path), out_dir=Path(args.out), assignment=args.assignment,
+                          data_dir=args.data_dir, jobs=args.jobs)
+    for o in outcomes:
+        print(f"{o.name:30s} {o.assignment:10s} {o.score:6g} / {o.max_score:<6g} {o.status:12s} {o.seconds:6.1f} s")
+    print(f"graded {len(outcomes)} submission(s); gradebook: {Path(args.out) / 'gradebook.csv'}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .assign import release_assignment
+    from .assign.submission import build_submission
+    from .grade import grade_path
+
+    out = Path(args.out)
+    names = args.assignments or list_assignments()
+    for name in names:
+        config = load_assignment(name)
+        handout = release_assignment(config, out_dir=out / "dist")
+        print(f"released {name}: {handout}")
+        for kind in ("reference", "stub"):
+            target = build_submission(config, handout, out / "submissions" / f"{name}-{kind}.zip",
+                                      kind=kind, data_dir=args.data_dir)
+            print(f"built the {kind} submission: {target}")
+    outcomes = grade_path(out / "submissions", out_dir=out / "graded", data_dir=args.data_dir, jobs=args.jobs)
+    for o in outcomes:
+        print(f"{o.name:30s} {o.score:6g} / {o.max_score:<6g} {o.status:12s} {o.seconds:6.1f} s")
+    print(f"feedback and results.json per submission, and gradebook.csv: {out / 'graded'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m autograder", description="mnist-kit: release and grade")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress (default: False)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    data_help = f"folder holding MNIST/raw/ (default: ${DATA_DIR_ENV} or ./data; downloaded if missing)"
+
+    release = sub.add_parser("release", help="write one verified handout zip per assignment")
+    release.add_argument("assignments", nargs="*", help="assignments to release (default: all)")
+    release.add_argument("--out", default="dist", help="folder for the zips (default: dist)")
+    release.set_defaults(run=_release)
+
+    grade = sub.add_parser("grade", help="grade a submission zip or a folder of zips")
+    grade.add_argument("path", help="a submission .zip or a folder of them")
+    grade.add_argument("--out", required=True, help="folder for results.json, feedback.md and gradebook.csv")
+    grade.add_argument("--assignment", default=None,
+                       help="assignment of every zip (default: guessed per zip from its file names)")
+    grade.add_argument("--data-dir", default=None, help=data_help)
+    grade.add_argument("-j", "--jobs", type=int, default=1, help="submissions graded in parallel (default: 1)")
+    grade.set_defaults(run=_grade)
+
+    demo = sub.add_parser("demo", help="release, build the reference and the stub submissions, grade them")
+    demo.add_argument("assignments", nargs="*", help="assignments to demonstrate (default: all)")
+    demo.add_argument("--out", default="demo", help="folder for everything the demo writes (default: demo)")
+    demo.add_argument("--data-dir", default=None, help=data_help)
+    demo.add_argument("-j", "--jobs", type=int, default=1, help="submissions graded in parallel (default: 1)")
+    demo.set_defaults(run=_demo)
+
+    listing = sub.add_parser("list", help="list the assignments")
+    listing.set_defaults(run=lambda args: print("\n".join(list_assignments())) or 0)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from .grade import UsageError
+
+    try:
+        return args.run(args)
+    except (UsageError, ConfigError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except MNISTUnavailableError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE

@@ -1,0 +1,51 @@
+"""The list of graded tests and their points, collected from the kit's own tests, not from a submission.
+
+The grader collects the tests once per assignment in a workspace that holds the *stubs* (no student code
+runs), so what a test is worth and which tests exist is decided before any submission is looked at.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..assign.release import write_stubs
+from ..config import AssignmentConfig
+from .workspace import build_workspace
+from .harness import harness_env, pytest_command
+
+
+@dataclass(frozen=True)
+class TestSpec:
+    nodeid: str
+    file: str
+    function: str
+    title: str
+    points: float
+    accuracy: str | None
+    gpu: bool
+    hidden: bool
+
+
+class ManifestError(RuntimeError):
+    """The kit's own tests could not be collected: a kit bug, not a submission problem."""
+
+
+def collect_manifest(config: AssignmentConfig) -> list[TestSpec]:
+    hidden_files = {p.name for p in config.hidden_tests()}
+    with tempfile.TemporaryDirectory(prefix=f"manifest-{config.name}-") as tmp:
+        work = Path(tmp) / "work"
+        build_workspace(config, work, {})
+        write_stubs(config, work)
+        manifest = Path(tmp) / "manifest.jsonl"
+        env = harness_env(Path(tmp), threads=1)
+        env["MNISTKIT_MANIFEST"] = str(manifest)
+        done = subprocess.run(
+            pytest_command(config, collect_only=True), cwd=work, env=env, capture_output=True, text=True, timeout=300
+        )
+        if done.returncode != 0 or not manifest.is_file():
+            raise ManifestError(f"collecting the tests of {config.name} failed:\n{done.stdout[-4000:]}{done.stderr[-4000:]}")
+        rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    return [TestSpec(**row, hidden=row["file"] in hidden_files) for row in rows]

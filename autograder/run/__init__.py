@@ -1,0 +1,1 @@
+"""What runs inside the student's process during grading (the pytest report plugin)."""

@@ -1,0 +1,142 @@
+"""Speed figures for the closing notes, measured side by side in one run (never a timed test).
+
+    python bench/benchmark.py                  # everything
+    python bench/benchmark.py --only training  # one section: training, grading, im2col
+
+* training: the MLP reference trained the course's way (DataLoader + ToTensor + Normalize, batch 64,
+  Adam lr 0.001, evaluated after every epoch) and the grader's way (whole tensors, the grading budget of
+  assignments/mlp), each until the grading threshold on the test set (or a cap); times and their ratio.
+* grading: one reference submission of the MLP graded end to end with `python -m autograder grade`.
+* im2col: bench/im2col_speed.py (the reference convolution against torch's conv2d).
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "solutions" / "mlp"))
+
+
+def _course_way(data_dir: str, threshold: float, cap: int, seed: int) -> tuple[float, float, int]:
+    import torch
+    import torch.nn.functional as F
+    from torchvision import datasets, transforms
+
+    from mlp import Net
+
+    transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
+    train = datasets.MNIST(data_dir, train=True, download=True, transform=transform)
+    test = datasets.MNIST(data_dir, train=False, download=True, transform=transform)
+    train_loader = torch.utils.data.DataLoader(train, batch_size=64, shuffle=True)
+    test_loader = torch.utils.data.DataLoader(test, batch_size=1000)
+    torch.manual_seed(seed)
+    model = Net()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.001)
+    trained = 0.0
+    accuracy = 0.0
+    for epoch in range(1, cap + 1):
+        start = time.perf_counter()
+        model.train()
+        for data, target in train_loader:
+            optimizer.zero_grad()
+            loss = F.nll_loss(model(data), target)
+            loss.backward()
+            optimizer.step()
+        trained += time.perf_counter() - start
+        model.eval()
+        correct = 0
+        with torch.no_grad():
+            for data, target in test_loader:
+                correct += (model(data).argmax(1) == target).sum().item()
+        accuracy = correct / len(test)
+        print(f"  course way, epoch {epoch}: {accuracy:.2%} after {trained:.1f} s of training")
+        if accuracy >= threshold:
+            return trained, accuracy, epoch
+    return trained, accuracy, cap
+
+
+def _grader_way(data_dir: str, seed: int) -> tuple[float, float]:
+    from autograder.config import load_assignment
+    from mnistkit.data import load_mnist, normalize
+    from mnistkit.train import Budget, accuracy, fit, predict
+
+    from mlp import Net
+
+    check = load_assignment("mlp").accuracy["trained"]
+    budget = Budget(epochs=check.epochs, batch_size=check.batch_size, lr=check.lr)
+    train_images, train_labels = load_mnist(train=True, data_dir=data_dir)
+    test_images, test_labels = load_mnist(train=False, data_dir=data_dir)
+    train_images, test_images = normalize(train_images), normalize(test_images)
+    model = Net()
+    start = time.perf_counter()
+    fit(model, train_images, train_labels, budget=budget, seed=seed)
+    seconds = time.perf_counter() - start
+    return seconds, accuracy(predict(model, test_images), test_labels)
+
+
+def bench_training(args: argparse.Namespace) -> None:
+    import torch
+
+    from autograder.config import load_assignment
+
+    torch.set_num_threads(args.threads)
+    threshold = load_assignment("mlp").accuracy["trained"].threshold
+    print(f"== MLP training until {threshold:.0%} on the test set ({args.threads} threads, seed {args.seed})")
+    course_s, course_acc, epochs = _course_way(args.data_dir, threshold, args.cap_epochs, args.seed)
+    grader_s, grader_acc = _grader_way(args.data_dir, args.seed)
+    print(f"  course way: {course_s:.1f} s ({epochs} epoch(s), {course_acc:.2%})")
+    print(f"  grader way: {grader_s:.1f} s (the grading budget, {grader_acc:.2%})")
+    print(f"  ratio course/grader: {course_s / grader_s:.1f}x")
+
+
+def bench_grading(args: argparse.Namespace) -> None:
+    from autograder.assign import release_assignment
+    from autograder.assign.submission import build_submission
+    from autograder.config import load_assignment
+
+    print("== grading one MLP reference submission end to end (python -m autograder grade)")
+    config = load_assignment("mlp")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        handout = release_assignment(config, out_dir=tmp_path / "dist")
+        submission = build_submission(config, handout, tmp_path / "subs" / "ref.zip", kind="reference",
+                                      data_dir=args.data_dir)
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "autograder", "grade", str(submission), "--out", str(tmp_path / "out"),
+                        "--data-dir", args.data_dir, "--assignment", "mlp"], check=True)
+        print(f"  wall time, command start to gradebook: {time.perf_counter() - start:.1f} s")
+
+
+def bench_im2col(args: argparse.Namespace) -> None:
+    script = ROOT / "bench" / "im2col_speed.py"
+    if script.is_file():
+        print("== im2col convolution vs torch")
+        subprocess.run([sys.executable, str(script), "--threads", str(args.threads)], check=True)
+
+
+SECTIONS = {"training": bench_training, "grading": bench_grading, "im2col": bench_im2col}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from mnistkit.data import resolve_data_dir
+
+    parser = argparse.ArgumentParser(description="mnist-kit speed figures, measured side by side")
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"sections to run (default: {','.join(SECTIONS)})")
+    parser.add_argument("--data-dir", default=None, help="folder holding MNIST/raw/ (default: $MNIST_DATA_DIR or ./data)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--cap-epochs", type=int, default=5, help="most epochs for the course's way (default: 5)")
+    args = parser.parse_args(argv)
+    args.data_dir = str(resolve_data_dir(args.data_dir))
+    for name in args.only.split(","):
+        SECTIONS[name.strip()](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

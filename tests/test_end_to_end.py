@@ -1,0 +1,145 @@
+"""The whole course cycle, for real: release -> student submits -> grader grades a folder of zips.
+
+Every reference solution earns full marks, every untouched stub earns zero without crashing the grader,
+and broken submissions in the same batch get their clear message without disturbing the others.
+"""
+import csv
+import json
+import zipfile
+
+import pytest
+
+from autograder.assign.submission import build_submission
+from autograder.config import GradingSpec
+from autograder.grade import grade_path
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def submissions(released, assignments, data_dir, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("submissions")
+    for config in assignments:
+        for kind in ("reference", "stub"):
+            build_submission(config, released[config.name], folder / f"{config.name}-{kind}.zip",
+                             kind=kind, data_dir=data_dir)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def graded(submissions, data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("graded")
+    outcomes = grade_path(submissions, out_dir=out, data_dir=data_dir)
+    return out, {o.name: o for o in outcomes}
+
+
+def _results(out, name):
+    return json.loads((out / name / "results.json").read_text())
+
+
+def test_reference_solutions_earn_full_marks(graded, assignments):
+    out, outcomes = graded
+    for config in assignments:
+        results = _results(out, f"{config.name}-reference")
+        failed = [(t["name"], t["output"]) for t in results["tests"] if t["score"] != t["max_score"]]
+        assert not failed, f"{config.name} reference lost points: {failed}"
+        assert results["score"] == results["extra_data"]["max_score"] > 0
+
+
+def test_stubs_earn_zero_with_a_message_for_every_test(graded, assignments):
+    out, _ = graded
+    for config in assignments:
+        results = _results(out, f"{config.name}-stub")
+        assert results["score"] == 0, [(t["name"], t["score"]) for t in results["tests"] if t["score"]]
+        assert results["extra_data"]["status"] == "graded"
+        for test in results["tests"]:
+            assert test["output"], f"{config.name}: {test['name']} failed without a message"
+            assert test["extra_data"]["outcome"] != "not run", f"{config.name}: the stub crashed the run: {test}"
+
+
+def test_results_json_follows_gradescope_format(graded):
+    out, outcomes = graded
+    for name in outcomes:
+        results = _results(out, name)
+        assert {"score", "execution_time", "output", "tests"} <= results.keys()
+        for test in results["tests"]:
+            assert {"name", "score", "max_score", "output", "visibility"} <= test.keys()
+            assert test["visibility"] in ("visible", "after_published")
+            assert 0 <= test["score"] <= test["max_score"]
+        assert (out / name / "feedback.md").read_text().startswith("# ")
+
+
+def test_gradebook_has_one_row_per_submission(graded):
+    out, outcomes = graded
+    with open(out / "gradebook.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted(r["submission"] for r in rows) == sorted(outcomes)
+    for row in rows:
+        assert float(row["score"]) == outcomes[row["submission"]].score
+
+
+def _variant(source, target, replace: dict[str, str | None], folder: str = ""):
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        for name in old.namelist():
+            if name in replace and replace[name] is None:
+                continue
+            data = replace.get(name, old.read(name))
+            new.writestr(folder + replace.get(f"rename:{name}", name), data)
+    return target
+
+
+def test_broken_submissions_get_clear_messages_and_spare_the_batch(submissions, data_dir, tmp_path):
+    reference = submissions / "mlp-reference.zip"
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    (batch / "a-not-a-zip.zip").write_text("definitely not a zip")
+    _variant(reference, batch / "b-syntax-error.zip", {"mlp.py": "class Net(:\n    pass\n"})
+    _variant(reference, batch / "c-import-error.zip", {"mlp.py": "raise RuntimeError('boom at import')\n"})
+    _variant(reference, batch / "d-wrong-name.zip", {"rename:mlp.py": "MLP.py"})
+    _variant(reference, batch / "g-nested-folder.zip", {}, folder="my-homework/")
+    _variant(reference, batch / "h-exits-at-import.zip", {"mlp.py": "import os\nos._exit(0)\n"})
+    (batch / "z-reference.zip").write_bytes(reference.read_bytes())
+    out = tmp_path / "out"
+    limits = GradingSpec(timeout_per_test=120, timeout_total=300, memory_gb=8)
+    outcomes = {o.name: o for o in grade_path(batch, out_dir=out, assignment="mlp", data_dir=data_dir, grading=limits)}
+
+    def messages(name):
+        results = _results(out, name)
+        return results, results["output"] + "\n" + "\n".join(t["output"] for t in results["tests"])
+
+    full = outcomes["z-reference"].max_score
+    assert outcomes["z-reference"].score == full
+    assert outcomes["g-nested-folder"].score == full
+    assert "top level" in messages("g-nested-folder")[1]
+
+    results, text = messages("a-not-a-zip")
+    assert results["score"] == 0 and "not a valid zip" in text and results["extra_data"]["status"] == "ungradable"
+    results, text = messages("b-syntax-error")
+    assert "syntax error at line 1" in text
+    results, text = messages("c-import-error")
+    assert "RuntimeError: boom at import" in text
+    results, text = messages("d-wrong-name")
+    assert "rename it to mlp.py" in text
+    # only the tests that need the agent file alone score; everything needing mlp.py is 0
+    assert outcomes["d-wrong-name"].score == 0
+    results, text = messages("h-exits-at-import")
+    assert results["score"] == 0 and "exited" in text
+    assert all(o.score == 0 for n, o in outcomes.items() if n[0] in "abcdh")
+
+
+def test_endless_loops_are_stopped_and_scored_zero(submissions, data_dir, tmp_path):
+    reference = submissions / "mlp-reference.zip"
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    _variant(reference, batch / "endless-import.zip", {"mlp.py": "while True:\n    pass\n"})
+    _variant(reference, batch / "swallows-timeouts.zip",
+             {"mlp.py": "while True:\n    try:\n        while True:\n            pass\n    except BaseException:\n        pass\n"})
+    out = tmp_path / "out"
+    limits = GradingSpec(timeout_per_test=4, timeout_total=20, memory_gb=8)
+    outcomes = {o.name: o for o in grade_path(batch, out_dir=out, assignment="mlp", data_dir=data_dir, grading=limits)}
+    endless = _results(out, "endless-import")
+    assert outcomes["endless-import"].score == 0
+    assert "Timeout" in endless["tests"][0]["output"]
+    swallowed = _results(out, "swallows-timeouts")
+    assert outcomes["swallows-timeouts"].score == 0 and outcomes["swallows-timeouts"].seconds < 60
+    assert all("time limit" in t["output"] for t in swallowed["tests"] if t["max_score"])
