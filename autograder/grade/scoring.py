@@ -20,6 +20,8 @@ from .manifest import TestSpec
 
 @dataclass
 class TestResult:
+    __test__ = False  # not a pytest test class
+
     spec: TestSpec
     score: float
     status: str  # passed | failed | skipped | not run
