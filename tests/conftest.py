@@ -37,3 +37,22 @@ def released(tmp_path_factory, assignments):
 
     out = tmp_path_factory.mktemp("dist")
     return {config.name: release_assignment(config, out_dir=out) for config in assignments}
+
+
+@pytest.fixture(scope="session")
+def submissions(released, assignments, data_dir, tmp_path_factory):
+    """The reference and the untouched-stub submission of every assignment, built as a student would."""
+    from autograder.assign.submission import build_submission
+
+    folder = tmp_path_factory.mktemp("submissions")
+    for config in assignments:
+        for kind in ("reference", "stub"):
+            build_submission(config, released[config.name], folder / f"{config.name}-{kind}.zip",
+                             kind=kind, data_dir=data_dir)
+    return folder
+
+
+def pytest_configure(config):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))  # tests/hostile.py, the corpus

@@ -9,21 +9,10 @@ import zipfile
 
 import pytest
 
-from autograder.assign.submission import build_submission
 from autograder.config import GradingSpec
 from autograder.grade import grade_path
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def submissions(released, assignments, data_dir, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("submissions")
-    for config in assignments:
-        for kind in ("reference", "stub"):
-            build_submission(config, released[config.name], folder / f"{config.name}-{kind}.zip",
-                             kind=kind, data_dir=data_dir)
-    return folder
 
 
 @pytest.fixture(scope="module")

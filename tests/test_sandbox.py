@@ -1,5 +1,7 @@
 """The student's process is limited and always killed in time."""
+import os
 import sys
+from pathlib import Path
 
 from autograder.grade.sandbox import Limits, run_limited
 
@@ -30,3 +32,22 @@ def test_sandbox_limits_written_file_size(tmp_path):
 def test_sandbox_captures_output_and_exit_code(tmp_path):
     result = _run(tmp_path, "print('hello'); raise SystemExit(3)")
     assert result.returncode == 3 and "hello" in result.output and "code 3" in result.describe_end()
+
+
+def test_sandbox_contains_a_fork_bomb_and_leaves_nothing_behind(tmp_path):
+    code = ("import os, time\nfor _ in range(2000):\n    try:\n        os.fork()\n    except OSError:\n        break\n"
+            "open(f'alive-{os.getpid()}', 'w').close()\ntime.sleep(600)\n")
+    result = _run(tmp_path, code, wall_seconds=5, processes=64)
+    assert result.timed_out
+    import time
+
+    time.sleep(1)
+    survivors = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and Path(os.readlink(proc / "cwd")) == tmp_path:
+                survivors.append(int(proc.name))
+        except OSError:
+            pass
+    assert not survivors
+    assert len(list(tmp_path.glob("alive-*"))) <= 64 + 1

@@ -2,13 +2,13 @@
 import numpy as np
 
 from autograder.config import load_assignment
-from autograder.grade.evaldata import GradingData
+from autograder.grade.evaldata import EvalSet
 from autograder.grade.manifest import TestSpec
 from autograder.grade.scoring import score_tests
 
 CONFIG = load_assignment("mlp")
 LABELS = np.arange(100) % 10
-DATA = GradingData(train_file=None, eval_file=None, eval_labels=LABELS)
+DATA = EvalSet(file=None, labels=LABELS)
 
 
 def _spec(name, points=2.0, accuracy=None):
@@ -71,3 +71,27 @@ def test_scoring_rejects_predictions_of_the_wrong_shape_or_type(tmp_path):
     np.save(tmp_path / "test_acc.npy", np.array([object()] * 100))
     [result] = _score([_spec("test_acc", accuracy="trained")], _passed("test_acc"), tmp_path)
     assert result.score == 0
+
+
+def test_eval_set_is_shuffled_noisy_and_repeatable():
+    from autograder.grade.evaldata import NOISE, perturb
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(50, 28, 28), dtype=np.uint8)
+    labels = np.arange(50)
+    a_images, a_labels = perturb(images, labels, seed=1)
+    b_images, b_labels = perturb(images, labels, seed=1)
+    c_images, c_labels = perturb(images, labels, seed=2)
+    assert np.array_equal(a_images, b_images) and np.array_equal(a_labels, b_labels)
+    assert not np.array_equal(a_labels, c_labels)
+    assert sorted(a_labels) == list(range(50))
+    originals = images[a_labels].astype(int)
+    assert not any(np.array_equal(a_images[i], images[a_labels[i]]) for i in range(50)), "every image must change"
+    assert np.abs(a_images.astype(int) - originals).max() <= NOISE
+
+
+def test_scoring_zeroes_everything_when_tools_were_replaced(tmp_path):
+    records = _passed("test_a") + [{**_passed("test_b")[1], "tampered": "pytest.fail"}]
+    results = _score([_spec("test_a"), _spec("test_b")], records, tmp_path)
+    assert [r.score for r in results] == [0.0, 0.0]
+    assert all("replaced testing tools (pytest.fail)" in r.message for r in results)

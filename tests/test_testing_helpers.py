@@ -69,3 +69,13 @@ def test_first_mismatch_names_the_row():
     rows = [("input", (1, 28, 28), (1, 28, 28)), ("conv1", (10, 24, 24), (10, 26, 26))]
     assert first_mismatch(rows) == "row 1 (conv1): expected shape (10, 24, 24), got (10, 26, 26)"
     assert first_mismatch(rows[:1]) is None
+
+
+def test_shape_check_refuses_tensor_look_alikes():
+    class Agreeable(torch.Tensor):
+        @property
+        def shape(self):
+            return (64, 10)
+
+    with pytest.raises(Failed, match="expected a torch.Tensor, got Agreeable"):
+        assert_shape(torch.zeros(3).as_subclass(Agreeable), (64, 10), "output")

@@ -8,10 +8,13 @@ One bad submission never stops the batch: whatever happens is turned into its ow
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import logging
 import os
 import re
 import tempfile
+import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
@@ -19,15 +22,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import __version__
-from ..config import AssignmentConfig, ConfigError, GradingSpec, list_assignments, load_assignment
-from .evaldata import GradingData, prepare_grading_data
+from ..config import (
+    KIT_ROOT, TEMPLATE_DIR, AssignmentConfig, ConfigError, GradingSpec, list_assignments, load_assignment,
+)
+from .evaldata import GradingData, file_sha256, prepare_grading_data, seed_for
 from .harness import harness_env, pytest_command
 from .manifest import TestSpec, collect_manifest
-from .output import feedback_markdown, results_json, write_gradebook, write_submission_outputs
-from .sandbox import Limits, run_limited
+from .output import (
+    RESULTS, feedback_markdown, results_json, write_gradebook, write_submission_outputs, write_summary,
+)
+from .sandbox import Limits, Mounts, run_limited
 from .scoring import TestResult, read_reports, score_tests
-from .workspace import build_workspace
 from .unpack import SubmissionError, extract_submission, list_names, suggest
+from .workspace import build_workspace
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +64,8 @@ class Batch:
     assignment: AssignmentConfig | None = None
     grading: GradingSpec | None = None
     manifests: dict[str, list[TestSpec]] = field(default_factory=dict)
+    fingerprints: dict[str, str] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def config_for(self, zip_path: Path) -> AssignmentConfig | None:
         """The assignment given on the command line, else the one whose stub names are all in the zip."""
@@ -71,9 +80,22 @@ class Batch:
         return dataclasses.replace(config, grading=self.grading) if self.grading else config
 
     def manifest(self, config: AssignmentConfig) -> list[TestSpec]:
-        if config.name not in self.manifests:
-            self.manifests[config.name] = collect_manifest(config)
-        return self.manifests[config.name]
+        with self.lock:
+            if config.name not in self.manifests:
+                self.manifests[config.name] = collect_manifest(config)
+            return self.manifests[config.name]
+
+    def fingerprint(self, config: AssignmentConfig) -> str:
+        """Hash of everything that decides a grade: the kit's code, the assignment, its limits."""
+        with self.lock:
+            if config.name not in self.fingerprints:
+                digest = hashlib.sha256(f"{__version__}:{config.grading}".encode())
+                roots = [KIT_ROOT / "autograder", TEMPLATE_DIR, config.root, config.solution_dir]
+                for path in sorted(p for root in roots for p in root.rglob("*") if p.is_file()):
+                    if "__pycache__" not in path.parts:
+                        digest.update(path.relative_to(KIT_ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+                self.fingerprints[config.name] = digest.hexdigest()[:16]
+            return self.fingerprints[config.name]
 
 
 def submission_name(zip_path: Path) -> str:
@@ -119,6 +141,7 @@ def grade_path(
             with ThreadPoolExecutor(max_workers=jobs) as pool:
                 outcomes = list(pool.map(lambda z: grade_submission(z, batch=batch), zips))
     write_gradebook(out_dir)
+    write_summary(out_dir)
     return outcomes
 
 
@@ -133,8 +156,14 @@ def grade_submission(zip_path: Path, *, batch: Batch) -> SubmissionOutcome:
         message = (f"could not tell which assignment {zip_path.name} is for: it holds none of {stubs} "
                    "at its top level (or the grader was not told with --assignment)")
         return _write(folder, name, "", [], message, "ungradable", time.monotonic() - start, {})
+    stamp = {"zip_sha256": file_sha256(zip_path), "kit_fingerprint": batch.fingerprint(config)}
+    previous = _previous_outcome(folder, name, stamp)
+    if previous is not None:
+        log.info("%s: unchanged since it was graded; kept its results", name)
+        return previous
     try:
-        tests, output, extra = _grade_in_tempdir(zip_path, config, batch)
+        tests, output, extra = _grade_in_tempdir(zip_path, config, batch, seed_for(stamp["zip_sha256"]))
+        extra.update(stamp)
         status = "graded"
     except SubmissionError as err:
         tests = [TestResult(s, 0.0, "not run", str(err)) for s in batch.manifest(config)]
@@ -147,7 +176,20 @@ def grade_submission(zip_path: Path, *, batch: Batch) -> SubmissionOutcome:
     return _write(folder, name, config, tests, output, status, time.monotonic() - start, extra)
 
 
-def _grade_in_tempdir(zip_path: Path, config: AssignmentConfig, batch: Batch):
+def _previous_outcome(folder: Path, name: str, stamp: dict) -> SubmissionOutcome | None:
+    """The outcome already written for this very zip by this very kit, if any (resuming a batch)."""
+    try:
+        results = json.loads((folder / RESULTS).read_text(encoding="utf-8"))
+        extra = results["extra_data"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if any(extra.get(key) != value for key, value in stamp.items()) or extra.get("status") != "graded":
+        return None
+    return SubmissionOutcome(name, extra["assignment"], results["score"], extra["max_score"], "unchanged",
+                             float(results.get("execution_time", 0.0)), folder)
+
+
+def _grade_in_tempdir(zip_path: Path, config: AssignmentConfig, batch: Batch, seed: int):
     manifest = batch.manifest(config)
     wanted = config.submission.files + config.submission.optional
     with tempfile.TemporaryDirectory(prefix=f"grade-{config.name}-") as tmp:
@@ -163,18 +205,24 @@ def _grade_in_tempdir(zip_path: Path, config: AssignmentConfig, batch: Batch):
         build_workspace(config, work, extraction.files)
         evidence = tmp_path / "evidence"
         evidence.mkdir()
-        report = tmp_path / "report.jsonl"
+        (tmp_path / "eval").mkdir()
+        eval_set = batch.data.eval_set(tmp_path / "eval", seed)
+        (tmp_path / "report").mkdir()
+        report = tmp_path / "report" / "report.jsonl"
         env = harness_env(tmp_path, threads=batch.threads)
         env.update({
             "MNISTKIT_MODE": "grade",
             "MNISTKIT_TRAIN_FILE": str(batch.data.train_file),
-            "MNISTKIT_EVAL_FILE": str(batch.data.eval_file),
+            "MNISTKIT_EVAL_FILE": str(eval_set.file),
             "MNISTKIT_EVIDENCE_DIR": str(evidence),
             "MNISTKIT_REPORT": str(report),
         })
         limits = Limits(wall_seconds=config.grading.timeout_total, memory_bytes=int(config.grading.memory_gb * 2**30))
-        run = run_limited(pytest_command(config), cwd=work, env=env, limits=limits, log_file=tmp_path / "pytest.log")
-        tests = score_tests(manifest, read_reports(report), config=config, data=batch.data,
+        mounts = Mounts(writable=(evidence, report.parent),
+                        readable=(tmp_path / "harness", batch.data.train_file.parent, eval_set.file.parent))
+        run = run_limited(pytest_command(config), cwd=work, env=env, limits=limits, mounts=mounts,
+                          log_file=tmp_path / "pytest.log")
+        tests = score_tests(manifest, read_reports(report), config=config, data=eval_set,
                             evidence=evidence, ended=run.describe_end())
     if run.timed_out or (run.returncode not in (0, 1)):
         notes.append(f"Note: {run.describe_end()}; tests that had not finished score 0.")

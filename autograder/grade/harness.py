@@ -22,11 +22,9 @@ def install_plugin(folder: Path) -> Path:
 def harness_env(private: Path, *, threads: int) -> dict[str, str]:
     """A clean environment: no grader secrets, the plugin on the path, threads pinned."""
     plugin_dir = install_plugin(private / "harness")
-    home = private / "home"
-    home.mkdir(exist_ok=True)
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(home),
+        "HOME": "/tmp",
         "LANG": "C.UTF-8",
         "PYTHONPATH": str(plugin_dir),
         "PYTHONHASHSEED": "0",

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import AssignmentConfig
-from .evaldata import GradingData
+from .evaldata import EvalSet
 from .manifest import TestSpec
 
 
@@ -58,7 +58,7 @@ def evidence_file(folder: Path, spec: TestSpec) -> Path:
     return folder / (re.sub(r"[^A-Za-z0-9_.-]", "_", spec.function) + ".npy")
 
 
-def judge_accuracy(spec: TestSpec, config: AssignmentConfig, data: GradingData, evidence: Path) -> tuple[bool, str]:
+def judge_accuracy(spec: TestSpec, config: AssignmentConfig, data: EvalSet, evidence: Path) -> tuple[bool, str]:
     check = config.accuracy[spec.accuracy]
     path = evidence_file(evidence, spec)
     if not path.is_file():
@@ -67,7 +67,7 @@ def judge_accuracy(spec: TestSpec, config: AssignmentConfig, data: GradingData, 
         predictions = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as err:
         return False, f"the recorded predictions could not be read ({err})"
-    expected = data.eval_labels.shape
+    expected = data.labels.shape
     if predictions.shape != expected or not np.issubdtype(predictions.dtype, np.integer):
         return False, f"expected {expected[0]:,} integer predictions, got shape {predictions.shape} of {predictions.dtype}"
     got = data.accuracy(predictions)
@@ -77,8 +77,12 @@ def judge_accuracy(spec: TestSpec, config: AssignmentConfig, data: GradingData, 
 
 def score_tests(
     manifest: list[TestSpec], reports: dict[str, list[dict]], *, config: AssignmentConfig,
-    data: GradingData, evidence: Path, ended: str,
+    data: EvalSet, evidence: Path, ended: str,
 ) -> list[TestResult]:
+    tampered = next((r["tampered"] for rs in reports.values() for r in rs if r.get("tampered")), None)
+    if tampered:
+        message = f"0 for every test: the submission replaced testing tools ({tampered})"
+        return [TestResult(spec, 0.0, "failed", message) for spec in manifest]
     results = []
     for spec in manifest:
         phases = {r.get("when"): r for r in reports.get(spec.nodeid, [])}

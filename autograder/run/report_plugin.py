@@ -12,9 +12,58 @@ import os
 import traceback
 from pathlib import Path
 
+import _pytest.outcomes
+import _pytest.python
+import _pytest.reports
+import _pytest.runner
 import pytest
 
 MAX_MESSAGE = 2000
+
+
+def _watched() -> dict[str, object]:
+    """The testing tools a submission could patch to fake a pass, looked up afresh each time."""
+    import unittest
+
+    tools = {
+        "pytest.fail": pytest.fail,
+        "pytest.raises": pytest.raises,
+        "pytest.approx": pytest.approx,
+        "_pytest.outcomes.fail": _pytest.outcomes.fail,
+        "_pytest.outcomes.Failed": _pytest.outcomes.Failed,
+        "_pytest.runner.CallInfo.from_call": _pytest.runner.CallInfo.__dict__["from_call"],
+        "_pytest.runner.call_and_report": _pytest.runner.call_and_report,
+        "_pytest.runner.call_runtest_hook": _pytest.runner.call_runtest_hook,
+        "_pytest.reports.TestReport.from_item_and_call": _pytest.reports.TestReport.__dict__["from_item_and_call"],
+        "_pytest.python.pytest_pyfunc_call": _pytest.python.pytest_pyfunc_call,
+        "unittest.TestCase.assertEqual": unittest.TestCase.assertEqual,
+        "unittest.TestCase.assertTrue": unittest.TestCase.assertTrue,
+        "_mnistkit_report.pytest_runtest_makereport": globals().get("pytest_runtest_makereport"),
+    }
+    for module, names in (("torch", ("equal", "allclose", "isfinite")), ("torch.testing", ("assert_close",)),
+                          ("numpy", ("allclose", "array_equal")), ("numpy.testing", ("assert_allclose", "assert_array_equal")),
+                          ("mnistkit.testing", ("assert_shape", "assert_parameter_count", "assert_gradients_flow",
+                                                "assert_runs_on_device", "call_student", "import_student"))):
+        try:
+            imported = __import__(module, fromlist=["_"])
+        except Exception:  # noqa: BLE001 - a tool that is not installed cannot be patched
+            continue
+        for name in names:
+            tools[f"{module}.{name}"] = getattr(imported, name, None)
+    return tools
+
+
+_SNAPSHOT: dict[str, object] = {}
+_STATE = {"tampered": ""}
+
+
+def _tampering() -> str:
+    """Names of watched tools that no longer are what they were before any student code ran."""
+    if not _SNAPSHOT:
+        return ""
+    now = _watched()
+    changed = [name for name, tool in _SNAPSHOT.items() if now.get(name) is not tool]
+    return ", ".join(changed)
 
 
 def _append(path: str, record: dict) -> None:
@@ -31,6 +80,15 @@ def _title(item: pytest.Item) -> str:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
+    """Record the manifest (collect-only run) or, when grading, hide the test sources from the student.
+
+    Tests import student code only inside fixtures, so collection finishes before any student code runs:
+    this is the moment to snapshot the testing tools and to delete the test files from the disk.
+    """
+    _SNAPSHOT.update(_watched())
+    if os.environ.get("MNISTKIT_REPORT"):
+        for item in session.items:
+            Path(str(item.path)).unlink(missing_ok=True)
     path = os.environ.get("MNISTKIT_MANIFEST")
     if not path:
         return
@@ -73,10 +131,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if not path:
         return
     report = outcome.get_result()
-    _append(path, {
+    changed = _tampering()
+    if changed and not _STATE["tampered"]:
+        _STATE["tampered"] = changed
+    record = {
         "nodeid": item.nodeid,
         "when": report.when,
         "outcome": report.outcome,
         "message": _message(report, call),
         "duration": round(report.duration, 3),
-    })
+    }
+    if _STATE["tampered"]:
+        record.update(outcome="failed", tampered=_STATE["tampered"],
+                      message=f"the submission replaced testing tools ({_STATE['tampered']}); no test can be trusted")
+    _append(path, record)

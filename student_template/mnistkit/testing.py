@@ -11,6 +11,7 @@ import traceback
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -68,16 +69,25 @@ def call_student(what: str, fn: Callable, *args, **kwargs):
     pytest.fail(message, pytrace=False)
 
 
+def require_tensor(value, what: str) -> None:
+    """Fail unless ``value`` is a plain ``torch.Tensor`` (or ``numpy.ndarray``), not a look-alike.
+
+    A subclass could redefine ``shape`` or ``__eq__`` to agree with anything; real tensors cannot.
+    """
+    if type(value) not in (torch.Tensor, nn.Parameter, np.ndarray):
+        pytest.fail(f"{what}: expected a torch.Tensor, got {type(value).__name__}", pytrace=False)
+
+
 def assert_shape(tensor, expected: Sequence[int], what: str) -> None:
     """Fail with ``"<what>: expected shape (64, 10), got (64, 50)"`` unless ``tensor`` has ``expected`` shape."""
-    actual = tuple(getattr(tensor, "shape", ()))
-    if not hasattr(tensor, "shape"):
-        pytest.fail(f"{what}: expected a tensor of shape {tuple(expected)}, got {type(tensor).__name__}", pytrace=False)
+    require_tensor(tensor, what)
+    actual = tuple(int(n) for n in tensor.shape)
     if actual != tuple(expected):
         pytest.fail(f"{what}: expected shape {tuple(expected)}, got {actual}", pytrace=False)
 
 
 def assert_dtype(tensor, expected: torch.dtype, what: str) -> None:
+    require_tensor(tensor, what)
     if tensor.dtype != expected:
         pytest.fail(f"{what}: expected dtype {expected}, got {tensor.dtype}", pytrace=False)
 

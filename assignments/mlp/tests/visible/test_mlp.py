@@ -43,6 +43,7 @@ def test_net_outputs_log_probabilities(make_net):
     """exp(output) sums to 1 over the 10 classes for every image."""
     net = make_net().eval()
     out = call_student("Net.forward", net, torch.randn(16, 1, 28, 28) * 3)
+    assert_shape(out, (16, 10), "output of Net for a batch of 16 images")
     sums = out.exp().sum(dim=1)
     if not torch.allclose(sums, torch.ones_like(sums), atol=1e-4):
         pytest.fail(f"expected exp(output) to sum to 1 per row (log_softmax over dim 1), got sums "
