@@ -77,7 +77,8 @@ def main(argv=None) -> int:
     run_numpy()
     run_torch()
     tolerance = 1e-3 if dtype == np.float32 else 1e-9
-    for name, mine, theirs in (("dx", layer.backward(dout), xt.grad), ("dW", layer.dW, Wt.grad), ("db", layer.db, bt.grad)):
+    dx = layer.backward(dout)
+    for name, mine, theirs in (("dx", dx, xt.grad), ("dW", layer.dW, Wt.grad), ("db", layer.db, bt.grad)):
         theirs = theirs.numpy()
         error = np.abs(mine - theirs).max() / max(np.abs(theirs).max(), 1e-12)
         if not error < tolerance:

@@ -25,17 +25,21 @@ def _watched() -> dict[str, object]:
     """The testing tools a submission could patch to fake a pass, looked up afresh each time."""
     import unittest
 
+    def attr(owner, name):
+        # the raw attribute (a classmethod object stays itself); None where this pytest has no such thing
+        return vars(owner).get(name) if isinstance(owner, type) else getattr(owner, name, None)
+
     tools = {
         "pytest.fail": pytest.fail,
         "pytest.raises": pytest.raises,
         "pytest.approx": pytest.approx,
         "_pytest.outcomes.fail": _pytest.outcomes.fail,
         "_pytest.outcomes.Failed": _pytest.outcomes.Failed,
-        "_pytest.runner.CallInfo.from_call": _pytest.runner.CallInfo.__dict__["from_call"],
-        "_pytest.runner.call_and_report": _pytest.runner.call_and_report,
-        "_pytest.runner.call_runtest_hook": _pytest.runner.call_runtest_hook,
-        "_pytest.reports.TestReport.from_item_and_call": _pytest.reports.TestReport.__dict__["from_item_and_call"],
-        "_pytest.python.pytest_pyfunc_call": _pytest.python.pytest_pyfunc_call,
+        "_pytest.runner.CallInfo.from_call": attr(_pytest.runner.CallInfo, "from_call"),
+        "_pytest.runner.call_and_report": attr(_pytest.runner, "call_and_report"),
+        "_pytest.runner.runtestprotocol": attr(_pytest.runner, "runtestprotocol"),
+        "_pytest.reports.TestReport.from_item_and_call": attr(_pytest.reports.TestReport, "from_item_and_call"),
+        "_pytest.python.pytest_pyfunc_call": attr(_pytest.python, "pytest_pyfunc_call"),
         "unittest.TestCase.assertEqual": unittest.TestCase.assertEqual,
         "unittest.TestCase.assertTrue": unittest.TestCase.assertTrue,
         "_mnistkit_report.pytest_runtest_makereport": globals().get("pytest_runtest_makereport"),
