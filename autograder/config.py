@@ -52,6 +52,7 @@ class GradingSpec:
     timeout_per_test: float = _doc("seconds one test may run before pytest-timeout stops it", 120.0)
     timeout_total: float = _doc("seconds the whole submission may run before it is killed", 600.0)
     memory_gb: float = _doc("address-space limit of the student's process, in GiB (torch needs >= 4)", 8.0)
+    mnist: bool = _doc("whether the tests use MNIST (training set, evaluation images); false skips loading it", True)
 
 
 @dataclass(frozen=True)

@@ -154,7 +154,7 @@ EXPECT: dict[str, tuple[object, str]] = {
     "broken-wrong-dtype": ("partial", "expected dtype torch.float32, got torch.float64"),
     "broken-path-traversal": ("full", "not allowed in a submission"),
     "broken-symlink": (0, "symbolic links are not allowed"),
-    "broken-zip-bomb": (0, "limit per file"),
+    "broken-zip-bomb": ("partial", "limit per file"),
     "greedy-memory-bomb": (0, "MemoryError"),
     "greedy-fork-bomb": (0, ""),
     "greedy-huge-file": (0, "File too large"),

@@ -59,13 +59,22 @@ class Batch:
     """What a grading run shares across submissions: data, manifests, limits."""
 
     out_dir: Path
-    data: GradingData
+    data_folder: Path
+    data_dir: str | Path | None
     threads: int
     assignment: AssignmentConfig | None = None
     grading: GradingSpec | None = None
     manifests: dict[str, list[TestSpec]] = field(default_factory=dict)
     fingerprints: dict[str, str] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    _data: GradingData | None = None
+
+    def data(self) -> GradingData:
+        """MNIST for the students' processes, loaded the first time an assignment needs it."""
+        with self.lock:
+            if self._data is None:
+                self._data = prepare_grading_data(self.data_folder, data_dir=self.data_dir)
+            return self._data
 
     def config_for(self, zip_path: Path) -> AssignmentConfig | None:
         """The assignment given on the command line, else the one whose stub names are all in the zip."""
@@ -131,8 +140,10 @@ def grade_path(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="grading-data-") as data_tmp:
-        data = prepare_grading_data(Path(data_tmp), data_dir=data_dir)
-        batch = Batch(out_dir, data, threads=max(1, (os.cpu_count() or 1) // jobs), assignment=config, grading=grading)
+        batch = Batch(out_dir, Path(data_tmp), data_dir, threads=max(1, (os.cpu_count() or 1) // jobs),
+                      assignment=config, grading=grading)
+        if config is not None and config.grading.mnist:
+            batch.data()  # a missing MNIST is misuse: say so before grading anything
         if config is not None:
             batch.manifest(config)  # a kit bug in the tests shows up here, before any submission
         if jobs == 1:
@@ -205,21 +216,20 @@ def _grade_in_tempdir(zip_path: Path, config: AssignmentConfig, batch: Batch, se
         build_workspace(config, work, extraction.files)
         evidence = tmp_path / "evidence"
         evidence.mkdir()
-        (tmp_path / "eval").mkdir()
-        eval_set = batch.data.eval_set(tmp_path / "eval", seed)
         (tmp_path / "report").mkdir()
         report = tmp_path / "report" / "report.jsonl"
         env = harness_env(tmp_path, threads=batch.threads)
-        env.update({
-            "MNISTKIT_MODE": "grade",
-            "MNISTKIT_TRAIN_FILE": str(batch.data.train_file),
-            "MNISTKIT_EVAL_FILE": str(eval_set.file),
-            "MNISTKIT_EVIDENCE_DIR": str(evidence),
-            "MNISTKIT_REPORT": str(report),
-        })
+        env.update({"MNISTKIT_MODE": "grade", "MNISTKIT_EVIDENCE_DIR": str(evidence), "MNISTKIT_REPORT": str(report)})
+        readable = [tmp_path / "harness"]
+        eval_set = None
+        if config.grading.mnist:
+            (tmp_path / "eval").mkdir()
+            data = batch.data()
+            eval_set = data.eval_set(tmp_path / "eval", seed)
+            env.update({"MNISTKIT_TRAIN_FILE": str(data.train_file), "MNISTKIT_EVAL_FILE": str(eval_set.file)})
+            readable += [data.train_file.parent, eval_set.file.parent]
         limits = Limits(wall_seconds=config.grading.timeout_total, memory_bytes=int(config.grading.memory_gb * 2**30))
-        mounts = Mounts(writable=(evidence, report.parent),
-                        readable=(tmp_path / "harness", batch.data.train_file.parent, eval_set.file.parent))
+        mounts = Mounts(writable=(evidence, report.parent), readable=tuple(readable))
         run = run_limited(pytest_command(config), cwd=work, env=env, limits=limits, mounts=mounts,
                           log_file=tmp_path / "pytest.log")
         tests = score_tests(manifest, read_reports(report), config=config, data=eval_set,

@@ -29,6 +29,12 @@ class TestSpec:
     accuracy: str | None
     gpu: bool
     hidden: bool
+    bonus: bool = False
+
+    @property
+    def max_score(self) -> float:
+        """Points in the maximum: a bonus test's points count only when earned."""
+        return 0.0 if self.bonus else self.points
 
 
 class ManifestError(RuntimeError):

@@ -33,7 +33,7 @@ def results_json(*, tests: list[TestResult], output: str, seconds: float, extra:
         "visibility": "visible",
         "stdout_visibility": "hidden",
         "tests": [t.to_gradescope() for t in tests],
-        "extra_data": {**extra, "max_score": sum(t.spec.points for t in tests)},
+        "extra_data": {**extra, "max_score": sum(t.spec.max_score for t in tests)},
     }
 
 
@@ -101,10 +101,10 @@ def class_summary(out_dir: Path) -> dict:
         entry = summary.setdefault(name, {"scores": [], "max_score": extra.get("max_score", 0), "tests": {}})
         entry["scores"].append(results["score"])
         for test in results["tests"]:
-            if not test["max_score"]:
+            if not test["max_score"] and "(bonus)" not in test["name"]:
                 continue
             counts = entry["tests"].setdefault(test["name"], [0, 0])
-            counts[0] += test["score"] == test["max_score"]
+            counts[0] += test.get("status") == "passed"
             counts[1] += 1
     return summary
 

@@ -107,6 +107,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             "points": float(points.args[0]) if points else 0.0,
             "accuracy": accuracy.args[0] if accuracy else None,
             "gpu": item.get_closest_marker("gpu") is not None,
+            "bonus": item.get_closest_marker("bonus") is not None,
         })
 
 

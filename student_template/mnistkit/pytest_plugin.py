@@ -44,6 +44,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for line in (
         "points(n): how many points the test is worth when graded",
+        "bonus: extra credit: its points count when earned but not in the maximum",
         "accuracy(check): predictions are judged against the threshold of [accuracy.<check>] in assignment.toml",
         "gpu: needs CUDA; skipped with a reason where CUDA is absent",
         "slow: trains a network (seconds to a minute)",
