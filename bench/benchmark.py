@@ -7,6 +7,9 @@
   Adam lr 0.001, evaluated after every epoch) and the grader's way (whole tensors, the grading budget of
   assignments/mlp), each until the grading threshold on the test set (or a cap); times and their ratio.
 * grading: one reference submission of the MLP graded end to end with `python -m autograder grade`.
+* throughput: 20 copies of the MLP reference submission graded with -j 1 and with -j 2, and the same
+  batch of 4 graded in the strongest sandbox and with none (MNISTKIT_SANDBOX=none): the sandbox's
+  overhead per submission.
 * im2col: bench/im2col_speed.py (the reference convolution against torch's conv2d).
 """
 from __future__ import annotations
@@ -16,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,6 +116,52 @@ def bench_grading(args: argparse.Namespace) -> None:
         print(f"  wall time, command start to gradebook: {time.perf_counter() - start:.1f} s")
 
 
+def _grade_batch(folder: Path, out: Path, *, jobs: int, data_dir: str, sandbox: str | None = None) -> float:
+    import os
+
+    env = dict(os.environ)
+    if sandbox:
+        env["MNISTKIT_SANDBOX"] = sandbox
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "autograder", "grade", str(folder), "--out", str(out), "--assignment", "mlp",
+                    "--data-dir", data_dir, "-j", str(jobs)], check=True, env=env, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def bench_throughput(args: argparse.Namespace) -> None:
+    from autograder.assign import release_assignment
+    from autograder.assign.submission import build_submission
+    from autograder.config import load_assignment
+    from autograder.grade.sandbox import available_mode
+
+    config = load_assignment("mlp")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        handout = release_assignment(config, out_dir=tmp_path / "dist")
+        reference = build_submission(config, handout, tmp_path / "ref.zip", kind="reference", data_dir=args.data_dir)
+        batch = tmp_path / "batch"
+        batch.mkdir()
+        for index in range(args.batch_size):  # distinct bytes, so no two share a resume stamp
+            with zipfile.ZipFile(reference) as old, zipfile.ZipFile(batch / f"student{index:02d}.zip", "w") as new:
+                for item in old.infolist():
+                    new.writestr(item, old.read(item))
+                new.writestr("note.txt", f"copy {index}")
+        print(f"== throughput: {args.batch_size} MLP reference submissions")
+        for jobs in (1, 2):
+            seconds = _grade_batch(batch, tmp_path / f"out-j{jobs}", jobs=jobs, data_dir=args.data_dir)
+            print(f"  -j {jobs}: {seconds:.1f} s, {seconds / args.batch_size:.1f} s per submission, "
+                  f"{3600 * args.batch_size / seconds:.0f} submissions per hour")
+        small = tmp_path / "small"
+        small.mkdir()
+        for path in sorted(batch.iterdir())[:4]:
+            (small / path.name).write_bytes(path.read_bytes())
+        mode = available_mode()
+        sandboxed = _grade_batch(small, tmp_path / "out-sandboxed", jobs=1, data_dir=args.data_dir)
+        bare = _grade_batch(small, tmp_path / "out-bare", jobs=1, data_dir=args.data_dir, sandbox="none")
+        print(f"== sandbox overhead ({mode} vs none, 4 submissions, -j 1): {sandboxed:.1f} s vs {bare:.1f} s, "
+              f"{(sandboxed - bare) / 4:+.2f} s per submission")
+
+
 def bench_im2col(args: argparse.Namespace) -> None:
     script = ROOT / "bench" / "im2col_speed.py"
     if script.is_file():
@@ -119,7 +169,8 @@ def bench_im2col(args: argparse.Namespace) -> None:
         subprocess.run([sys.executable, str(script), "--threads", str(args.threads)], check=True)
 
 
-SECTIONS = {"training": bench_training, "grading": bench_grading, "im2col": bench_im2col}
+SECTIONS = {"training": bench_training, "grading": bench_grading, "throughput": bench_throughput,
+            "im2col": bench_im2col}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--cap-epochs", type=int, default=5, help="most epochs for the course's way (default: 5)")
+    parser.add_argument("--batch-size", type=int, default=20, help="submissions in the throughput batch (default: 20)")
     args = parser.parse_args(argv)
     args.data_dir = str(resolve_data_dir(args.data_dir))
     for name in args.only.split(","):
