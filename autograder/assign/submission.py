@@ -36,7 +36,9 @@ def build_submission(
     """Unzip ``handout_zip``, fill it in (``kind='reference'``) or not (``'stub'``), submit to ``out_zip``."""
     if kind not in ("reference", "stub"):
         raise ValueError(f"kind must be 'reference' or 'stub', got {kind!r}")
-    env = dict(os.environ)
+    # One torch thread: these runs are small, and often run beside other work on few cores, where a
+    # second thread spin-waiting for a busy core makes torch several times slower.
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("MNISTKIT_REFERENCE_THREADS", "1")}
     if data_dir is not None:
         env["MNIST_DATA_DIR"] = str(Path(data_dir).resolve())
     with tempfile.TemporaryDirectory(prefix=f"{kind}-{config.name}-") as tmp:
