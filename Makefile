@@ -5,6 +5,9 @@ PY := $(VENV)/bin/python
 # MNIST: $MNIST_DATA_DIR if set, else the offline copy beside the repo if present, else ./data (downloaded).
 MNIST_DATA_DIR ?= $(if $(wildcard ../shared/mnist/MNIST/raw),$(abspath ../shared/mnist),$(abspath data))
 export MNIST_DATA_DIR
+# torch's OpenMP threads sleep when idle instead of spinning: on a shared or busy machine spinning threads
+# made training 10-100x slower. Graded runs set this themselves; this covers the kit's own processes.
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: install release demo test test-fast bench clean
 

@@ -14,7 +14,7 @@ def _unzip(zip_path, dest):
 
 
 def _run(args, cwd, data_dir, timeout=600):
-    env = {**os.environ, "MNIST_DATA_DIR": str(data_dir), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "MNIST_DATA_DIR": str(data_dir), "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
     return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 

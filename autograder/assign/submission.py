@@ -38,7 +38,8 @@ def build_submission(
         raise ValueError(f"kind must be 'reference' or 'stub', got {kind!r}")
     # One torch thread: these runs are small, and often run beside other work on few cores, where a
     # second thread spin-waiting for a busy core makes torch several times slower.
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("MNISTKIT_REFERENCE_THREADS", "1")}
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("MNISTKIT_REFERENCE_THREADS", "1"),
+           "OMP_WAIT_POLICY": "PASSIVE"}
     if data_dir is not None:
         env["MNIST_DATA_DIR"] = str(Path(data_dir).resolve())
     with tempfile.TemporaryDirectory(prefix=f"{kind}-{config.name}-") as tmp:
