@@ -43,8 +43,8 @@ BUDGET_KEYS = ("epochs", "batch_size", "lr", "subset")
 GPU_CHECKS = {"vgg": {"full"}}  # checks graded only with CUDA (their tests are marked gpu)
 
 
-def load_reference(name: str):
-    path = ROOT / "solutions" / name / f"{name}.py"
+def load_reference(name: str, path: Path | None = None):
+    path = path or ROOT / "solutions" / name / f"{name}.py"
     spec = importlib.util.spec_from_file_location(f"reference_{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -75,7 +75,7 @@ def eval_set(test: tuple, seed: int, how: str) -> tuple[torch.Tensor, torch.Tens
 
 
 def run(module, budget: Budget, seed: int, data, device: str, eval_limit: int | None,
-        how: str) -> tuple[float, float, float]:
+        how: str, fit_seed: int | None = None) -> tuple[float, float, float]:
     (images, labels), test = data
     test_images, test_labels = eval_set(test, seed, how)
     if eval_limit:
@@ -83,7 +83,7 @@ def run(module, budget: Budget, seed: int, data, device: str, eval_limit: int | 
     torch.manual_seed(seed)
     net = module.Net()
     start = time.perf_counter()
-    fit(net, images, labels, budget=budget, seed=seed, device=device)
+    fit(net, images, labels, budget=budget, seed=seed if fit_seed is None else fit_seed, device=device)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     trained = time.perf_counter()
@@ -97,8 +97,15 @@ def main(argv=None) -> int:
                         help="assignments to measure (default: cnn vgg)")
     parser.add_argument("--checks", nargs="+", default=None, metavar="CHECK",
                         help="accuracy checks to measure (default: every check that trains on the CPU)")
+    parser.add_argument("--solution", default=None, metavar="FILE",
+                        help="train the Net of FILE instead of the reference, e.g. a variant a student might write "
+                             "(default: solutions/<name>/<name>.py)")
     parser.add_argument("--seeds", type=int, default=5, metavar="N",
                         help="train with seeds 0 .. N-1 (default: 5)")
+    parser.add_argument("--fit-seed", type=int, default=None, metavar="S",
+                        help="train every run with this seed of fit (shuffling, dropout) while only the weight "
+                             "initialisation follows the run's seed, as the grader does for networks that differ "
+                             "only in how they create their layers (default: the run's seed)")
     parser.add_argument("--margin", type=float, default=0.01, metavar="FRACTION",
                         help="threshold = min accuracy minus this, rounded down to 0.1 points (default: 0.01)")
     parser.add_argument("--threads", type=int, default=1, metavar="N",
@@ -130,7 +137,7 @@ def main(argv=None) -> int:
           f"images{f' (first {args.eval_limit})' if args.eval_limit else ''}", flush=True)
 
     for name in args.assignments:
-        module = load_reference(name)
+        module = load_reference(name, Path(args.solution) if args.solution else None)
         for check_name, check in load_checks(name).items():
             if args.checks is not None and check_name not in args.checks:
                 continue
@@ -140,7 +147,8 @@ def main(argv=None) -> int:
             print(f"\n{name} [accuracy.{check_name}] {budget} (threshold now {check['threshold']})", flush=True)
             results = []
             for seed in range(args.seeds):
-                got, train_s, predict_s = run(module, budget, seed, data, args.device, args.eval_limit, args.eval)
+                got, train_s, predict_s = run(module, budget, seed, data, args.device, args.eval_limit, args.eval,
+                                              args.fit_seed)
                 results.append((got, train_s, predict_s))
                 print(f"  seed {seed}: accuracy {got:.2%}, train {train_s:.1f} s, predict {predict_s:.1f} s",
                       flush=True)
