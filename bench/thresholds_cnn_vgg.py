@@ -7,7 +7,7 @@ official test images with ``mnistkit.train.predict``, and prints the accuracy an
 each seed, then mean/min accuracy and a threshold (min minus the margin, rounded down).
 
 The images are judged the way the grader judges them: by default each seed meets its own evaluation set
-made by ``autograder.grade.evaldata.perturb`` (the 10,000 test images shuffled and shifted by up to one
+made by ``autograder.grade.evaldata.perturb`` (the 10,000 test images shuffled and with faint noise on every
 pixel); ``--eval plain`` judges the unchanged test images instead, as a student's local ``pytest`` does.
 
     python bench/thresholds_cnn_vgg.py                          # cnn and vgg CPU checks, seeds 0-4
