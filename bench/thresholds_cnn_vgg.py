@@ -101,7 +101,9 @@ def main(argv=None) -> int:
                         help="train the Net of FILE instead of the reference, e.g. a variant a student might write "
                              "(default: solutions/<name>/<name>.py)")
     parser.add_argument("--seeds", type=int, default=5, metavar="N",
-                        help="train with seeds 0 .. N-1 (default: 5)")
+                        help="train with N seeds, 0 .. N-1 unless --first-seed says otherwise (default: 5)")
+    parser.add_argument("--first-seed", type=int, default=0, metavar="S",
+                        help="start the seeds at S, to extend an earlier measurement (default: 0)")
     parser.add_argument("--fit-seed", type=int, default=None, metavar="S",
                         help="train every run with this seed of fit (shuffling, dropout) while only the weight "
                              "initialisation follows the run's seed, as the grader does for networks that differ "
@@ -146,7 +148,8 @@ def main(argv=None) -> int:
             budget = budget_of(check, args)
             print(f"\n{name} [accuracy.{check_name}] {budget} (threshold now {check['threshold']})", flush=True)
             results = []
-            for seed in range(args.seeds):
+            seeds = range(args.first_seed, args.first_seed + args.seeds)
+            for seed in seeds:
                 got, train_s, predict_s = run(module, budget, seed, data, args.device, args.eval_limit, args.eval,
                                               args.fit_seed)
                 results.append((got, train_s, predict_s))
@@ -155,7 +158,7 @@ def main(argv=None) -> int:
             accs = [r[0] for r in results]
             threshold = math.floor((min(accs) - args.margin) * 1000) / 1000
             print(f"  mean {statistics.mean(accs):.2%}, min {min(accs):.2%}, max {max(accs):.2%} over seeds "
-                  f"0-{args.seeds - 1}; train {statistics.mean(r[1] for r in results):.1f} s, predict "
+                  f"{seeds[0]}-{seeds[-1]}; train {statistics.mean(r[1] for r in results):.1f} s, predict "
                   f"{statistics.mean(r[2] for r in results):.1f} s per run; threshold with margin "
                   f"{args.margin:.3f}: {threshold}", flush=True)
     return 0
