@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     from autograder.config import load_assignment
     from autograder.grade.evaldata import perturb
     from mnistkit.data import load_mnist, normalize
-    from mnistkit.train import Budget, accuracy, fit, predict
+    from mnistkit.train import BUDGET_KEYS, Budget, accuracy, fit, predict
 
     torch.set_num_threads(args.threads)
     config = load_assignment(args.assignment)
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, check in config.accuracy.items():
         if check.epochs is None:
             continue
-        budget = Budget(**{k: getattr(check, k) for k in ("epochs", "batch_size", "lr", "subset") if getattr(check, k) is not None})
+        budget = Budget(**{k: getattr(check, k) for k in BUDGET_KEYS if getattr(check, k) is not None})
         scores, seconds = [], []
         for seed in range(args.seeds):
             torch.manual_seed(seed)

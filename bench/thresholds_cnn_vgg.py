@@ -35,11 +35,10 @@ import torch  # noqa: E402
 
 from mnistkit._toml import tomllib  # noqa: E402
 from mnistkit.data import load_mnist, normalize  # noqa: E402
-from mnistkit.train import Budget, accuracy, fit, predict  # noqa: E402
+from mnistkit.train import BUDGET_KEYS, Budget, accuracy, fit, predict  # noqa: E402
 
 from autograder.grade.evaldata import perturb  # noqa: E402
 
-BUDGET_KEYS = ("epochs", "batch_size", "lr", "subset")
 GPU_CHECKS = {"vgg": {"full"}}  # checks graded only with CUDA (their tests are marked gpu)
 
 

@@ -2,7 +2,8 @@ import dataclasses
 
 import pytest
 
-from autograder.config import AssignmentConfig, ConfigError, list_assignments, load_assignment
+from autograder.config import AccuracyCheck, AssignmentConfig, ConfigError, list_assignments, load_assignment
+from mnistkit.train import BUDGET_KEYS, Budget, budget_of
 
 
 def test_config_every_assignment_loads_and_is_complete():
@@ -40,3 +41,12 @@ def test_config_fields_carry_descriptions():
     for cls in (AssignmentConfig,):
         for f in dataclasses.fields(cls):
             assert f.metadata.get("help"), f"{cls.__name__}.{f.name} has no description"
+
+
+def test_config_budget_keys_are_those_of_the_accuracy_checks():
+    """The keys mnistkit reads as the grader's budget are exactly the budget keys an [accuracy.*] table accepts."""
+    budget_fields = {f.name for f in dataclasses.fields(Budget)}
+    check_fields = {f.name for f in dataclasses.fields(AccuracyCheck)}
+    assert set(BUDGET_KEYS) == budget_fields & check_fields
+    check = {"threshold": 0.9, "description": "d", "measured": "m", "epochs": 0.5, "batch_size": 32, "subset": 64}
+    assert budget_of(check) == Budget(epochs=0.5, batch_size=32, subset=64)

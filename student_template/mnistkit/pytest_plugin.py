@@ -20,7 +20,7 @@ import torch
 
 from . import data as mnist_data
 from ._toml import tomllib
-from .train import Budget, accuracy
+from .train import Budget, accuracy, budget_of
 
 MODE_ENV = "MNISTKIT_MODE"
 TRAIN_FILE_ENV = "MNISTKIT_TRAIN_FILE"
@@ -125,8 +125,7 @@ def _accuracy_check(request: pytest.FixtureRequest, config: dict) -> tuple[str, 
 def grading_budget(request: pytest.FixtureRequest, assignment_config: dict) -> Budget:
     """The fixed training budget of the test's ``@pytest.mark.accuracy(check)``."""
     _, check = _accuracy_check(request, assignment_config)
-    fields = {k: check[k] for k in ("epochs", "batch_size", "lr", "schedule", "weight_decay", "subset") if k in check}
-    return Budget(**fields)
+    return budget_of(check)
 
 
 @pytest.fixture

@@ -3,6 +3,9 @@
 The data are already in memory as one normalised tensor, so an epoch is a loop over index slices: no
 ``DataLoader``, no per-sample transform. The loss is ``nll_loss(log_softmax(output))``, which is right
 both for networks that return log-probabilities and for networks that return raw scores.
+
+:func:`grader_budget` reads the grader's fixed budget of an accuracy check from assignment.toml, and
+:func:`train_as_grader` trains and judges a network with it (``python train.py --grader-budget``).
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._toml import tomllib
 from .data import batches
 
 log = logging.getLogger(__name__)
@@ -29,6 +33,24 @@ class Budget:
     schedule: str = field(default="onecycle", metadata={"help": "'onecycle' or 'constant'"})
     weight_decay: float = field(default=0.0, metadata={"help": "Adam's L2 penalty"})
     subset: int | None = field(default=None, metadata={"help": "train on the first N images only"})
+
+
+# The keys of an ``[accuracy.<check>]`` table of assignment.toml that set the grader's budget (the rest of
+# Budget keeps its defaults: Adam with a one-cycle schedule, no weight decay). autograder/config.py's
+# AccuracyCheck accepts exactly these besides threshold, description and measured.
+BUDGET_KEYS = ("epochs", "batch_size", "lr", "subset")
+
+
+def budget_of(check: dict) -> Budget:
+    """The :class:`Budget` of one ``[accuracy.<check>]`` table of assignment.toml (a dict as read by tomllib)."""
+    return Budget(**{k: check[k] for k in BUDGET_KEYS if k in check})
+
+
+def grader_budget(check: str = "trained", path: str = "assignment.toml") -> tuple[Budget, float]:
+    """The grader's fixed budget from ``[accuracy.<check>]`` of the assignment.toml at ``path``, and its threshold."""
+    with open(path, "rb") as handle:
+        config = tomllib.load(handle)["accuracy"][check]
+    return budget_of(config), float(config["threshold"])
 
 
 @dataclass
@@ -123,6 +145,35 @@ def predict(
     model.eval()
     out = [model(chunk.to(device)).argmax(dim=1).cpu() for chunk in images.split(batch_size)]
     return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
+
+
+def train_as_grader(
+    model: nn.Module,
+    train_images: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_images: torch.Tensor,
+    test_labels: torch.Tensor,
+    *,
+    check: str = "trained",
+    device: torch.device | str = "cpu",
+    batch_size: int = 1000,
+) -> float:
+    """Train ``model`` as the grader does (``[accuracy.<check>]`` of ./assignment.toml, seed 0) and judge it.
+
+    ``train_images`` ``(60000, 1, 28, 28)`` and ``test_images`` ``(10000, 1, 28, 28)`` are normalised, the
+    labels ``(N,)``; ``batch_size`` is the batch of :func:`predict`. Build ``model`` right after
+    ``torch.manual_seed(0)``, as the grader's test does. Prints the budget, then the test accuracy next to
+    the check's threshold and the seconds taken; returns the accuracy.
+    """
+    budget, threshold = grader_budget(check)
+    print(f"training as the grader does: {budget}")
+    start = time.perf_counter()
+    fit(model, train_images, train_labels, budget=budget, seed=0, device=device, progress=True)
+    got = accuracy(predict(model, test_images, device=device, batch_size=batch_size), test_labels)
+    verdict = "pass" if got >= threshold else "below"
+    print(f"test accuracy {got:.2%} ({verdict} the threshold {threshold:.2%}), "
+          f"{time.perf_counter() - start:.1f} s")
+    return got
 
 
 def accuracy(predictions: torch.Tensor, labels: torch.Tensor) -> float:
