@@ -14,11 +14,16 @@ EXIT_USAGE = 2
 
 
 def _release(args: argparse.Namespace) -> int:
-    from .assign import release_assignment
+    from .assign import release_assignment, release_notebook, write_nbgrader_course
 
-    for name in args.assignments or list_assignments():
-        target = release_assignment(load_assignment(name), out_dir=Path(args.out))
-        print(f"released {name}: {target}")
+    configs = [load_assignment(name) for name in args.assignments or list_assignments()]
+    for config in configs:
+        target = release_assignment(config, out_dir=Path(args.out))
+        notebook = release_notebook(config, out_dir=Path(args.out))
+        print(f"released {config.name}: {target} and {notebook}")
+    if not args.no_nbgrader:
+        course = write_nbgrader_course(configs, Path(args.out) / "nbgrader")
+        print(f"nbgrader course folder (instructors only: it holds the solutions and hidden tests): {course}")
     return 0
 
 
@@ -63,11 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     release = sub.add_parser("release", help="write one verified handout zip per assignment")
     release.add_argument("assignments", nargs="*", help="assignments to release (default: all)")
-    release.add_argument("--out", default="dist", help="folder for the zips (default: dist)")
+    release.add_argument("--out", default="dist",
+                         help="folder for the zips, notebooks/ and nbgrader/ (default: dist)")
+    release.add_argument("--no-nbgrader", action="store_true",
+                         help="skip the nbgrader course folder, which collects every test once (default: False)")
     release.set_defaults(run=_release)
 
-    grade = sub.add_parser("grade", help="grade a submission zip or a folder of zips")
-    grade.add_argument("path", help="a submission .zip or a folder of them")
+    grade = sub.add_parser("grade", help="grade a submission zip or notebook, or a folder of them")
+    grade.add_argument("path", help="a submission .zip or .ipynb, or a folder of them")
     grade.add_argument("--out", required=True, help="folder for results.json, feedback.md and gradebook.csv")
     grade.add_argument("--assignment", default=None,
                        help="assignment of every zip (default: guessed per zip from its file names)")

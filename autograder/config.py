@@ -64,6 +64,13 @@ class ReferenceSpec:
 
 
 @dataclass(frozen=True)
+class NotebookSpec:
+    run: tuple[str, ...] = _doc(
+        "shell commands the notebook handout runs after the student's code cells, as `!command` cells "
+        "(training scripts and the like)", ())
+
+
+@dataclass(frozen=True)
 class AccuracyCheck:
     threshold: float = _doc("minimum accuracy (fraction) on the evaluation images")
     description: str = _doc("one line for the README and the feedback", "")
@@ -83,6 +90,7 @@ class AssignmentConfig:
     grading: GradingSpec = _doc("limits applied while grading", factory=GradingSpec)
     accuracy: dict[str, AccuracyCheck] = _doc("accuracy checks by name", factory=dict)
     reference: ReferenceSpec = _doc("how the kit builds the reference submission", factory=ReferenceSpec)
+    notebook: NotebookSpec = _doc("what the notebook handout adds to the .py handout", factory=NotebookSpec)
     root: Path = _doc("the assignment folder", KIT_ROOT)
 
     @property
@@ -129,6 +137,7 @@ def load_assignment(name: str, *, assignments_dir: Path = ASSIGNMENTS_DIR) -> As
             handout=_build(HandoutSpec, raw.pop("handout"), f"{where} [handout]"),
             grading=_build(GradingSpec, raw.pop("grading", {}), f"{where} [grading]"),
             reference=_build(ReferenceSpec, raw.pop("reference", {}), f"{where} [reference]"),
+            notebook=_build(NotebookSpec, raw.pop("notebook", {}), f"{where} [notebook]"),
             accuracy={k: _build(AccuracyCheck, v, f"{where} [accuracy.{k}]") for k, v in raw.pop("accuracy", {}).items()},
             root=root,
         )

@@ -23,6 +23,15 @@ def write_zip(path: Path, entries: dict[str, bytes | str], *, symlinks: dict[str
     return path
 
 
+def notebook(*sources: str) -> str:
+    """A minimal notebook (nbformat 4) whose code cells are ``sources``."""
+    import json
+
+    cells = [{"cell_type": "code", "id": f"c{i}", "metadata": {}, "source": source, "outputs": [],
+              "execution_count": None} for i, source in enumerate(sources)]
+    return json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+
+
 def _module(code: str) -> str:
     """A submission's mlp.py: the hostile ``code`` at import, then the reference network."""
     return code
@@ -130,6 +139,16 @@ class Corpus:
                 target.write_text("this is a text file with a .zip name\n")
             else:
                 write_zip(target, entries)
+        # notebooks: the code comes from the %%writefile cells; nothing in the notebook is executed
+        setup = "print('setup')\n%load_ext mnistkit.notebook"
+        solved = notebook(setup, "%%writefile mlp.py\n" + self.mlp, "!python mnist.py")
+        write_zip(folder / "notebook-in-zip.zip", {"homework.ipynb": solved, "mnist_agent.pt": self.agent})
+        (folder / "notebook-alone.ipynb").write_text(solved)
+        (folder / "notebook-not-json.ipynb").write_text("{\"cells\": [ this is not JSON")
+        (folder / "notebook-no-writefile.ipynb").write_text(notebook(setup, self.mlp))
+        write_zip(folder / "notebook-syntax-error.zip", {
+            "mlp.ipynb": notebook(setup, "%%writefile mlp.py\nimport torch\nclass Net(:\n    pass\n"),
+            "mnist_agent.pt": self.agent})
         write_zip(folder / "broken-symlink.zip", {"mnist_agent.pt": self.agent}, symlinks={"mlp.py": "/etc/passwd"})
         bomb = folder / "broken-zip-bomb.zip"
         with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
@@ -169,4 +188,9 @@ EXPECT: dict[str, tuple[object, str]] = {
     "cheat-reads-secrets": (0, "secrets read: []"),
     "cheat-opens-network": (0, "network reached: no"),
     "cheat-label-table": ("partial", "accuracy"),
+    "notebook-in-zip": ("full", "taken from the `%%writefile mlp.py` cell (cell 2) of homework.ipynb"),
+    "notebook-alone": ("partial", "submit a zip that holds the notebook and mnist_agent.pt"),
+    "notebook-not-json": (0, "not a readable notebook: invalid JSON at line 1"),
+    "notebook-no-writefile": (0, "has no `%%writefile mlp.py` cell"),
+    "notebook-syntax-error": (0, "at line 3 of cell 2 of mlp.ipynb"),
 }

@@ -11,7 +11,7 @@ def test_cli_grade_bad_path_is_misuse(tmp_path, capsys):
 
 def test_cli_grade_folder_without_zips_is_misuse(tmp_path, capsys):
     assert main(["grade", str(tmp_path), "--out", str(tmp_path / "out")]) == EXIT_USAGE
-    assert "holds no .zip files" in capsys.readouterr().err
+    assert "holds no .zip or .ipynb files" in capsys.readouterr().err
 
 
 def test_cli_grade_unknown_assignment_is_misuse(tmp_path, capsys):
@@ -33,3 +33,11 @@ def test_data_loads_whole_tensors(data_dir):
     images, labels = load_mnist(train=False, data_dir=data_dir)
     assert images.shape == (10_000, 28, 28) and str(images.dtype) == "torch.uint8"
     assert labels.shape == (10_000,) and int(labels.min()) == 0 and int(labels.max()) == 9
+
+
+def test_cli_release_writes_zip_notebook_and_nbgrader_course(tmp_path, capsys):
+    assert main(["release", "im2col", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "im2col.zip").is_file()
+    assert (tmp_path / "notebooks" / "im2col.ipynb").is_file()
+    assert (tmp_path / "nbgrader" / "source" / "im2col" / "im2col.ipynb").is_file()
+    assert "instructors only" in capsys.readouterr().out

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..config import TEMPLATE_DIR, AssignmentConfig
 from .strip import strip_solutions
-from .verify import verify_handout
+from .verify import verify_handout, verify_notebook
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,16 @@ def zip_handout(config: AssignmentConfig, handout: Path, out_dir: Path) -> Path:
 
 
 STEPS = (copy_template, copy_handout_files, write_stubs, add_visible_tests)
+
+
+def release_notebook(config: AssignmentConfig, *, out_dir: Path) -> Path:
+    """The verified student notebook ``<out_dir>/notebooks/<name>.ipynb`` (same sources as the zip)."""
+    from .notebook import STUDENT, build_notebook, write_notebook
+
+    target = write_notebook(build_notebook(config, flavour=STUDENT), out_dir / "notebooks" / f"{config.name}.ipynb")
+    verify_notebook(target, config)
+    log.info("released the notebook of %s -> %s", config.name, target)
+    return target
 
 
 def release_assignment(config: AssignmentConfig, *, out_dir: Path) -> Path:

@@ -33,7 +33,8 @@ from .output import (
 )
 from .sandbox import Limits, Mounts, run_limited
 from .scoring import TestResult, read_reports, score_tests
-from .unpack import SubmissionError, extract_submission, list_names, suggest
+from .notebook_submission import guess_names, is_notebook, notebook_files
+from .unpack import Extraction, SubmissionError, extract_submission, list_names, suggest
 from .workspace import build_workspace
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ class Batch:
         if self.assignment is not None:
             config = self.assignment
         else:
-            names = set(list_names(zip_path))
+            names = set(list_names(zip_path)) | guess_names(zip_path, MAX_NOTEBOOK_BYTES)
             matches = [c for c in map(load_assignment, list_assignments()) if set(c.handout.stubs) <= names]
             if len(matches) != 1:
                 return None
@@ -107,6 +108,9 @@ class Batch:
             return self.fingerprints[config.name]
 
 
+MAX_NOTEBOOK_BYTES = 20 * 2**20  # only for guessing the assignment; grading applies the assignment's own limit
+
+
 def submission_name(zip_path: Path) -> str:
     return re.sub(r"[^A-Za-z0-9_.@+-]", "_", zip_path.stem) or "submission"
 
@@ -115,7 +119,7 @@ def grade_path(
     path: Path, *, out_dir: Path, assignment: str | None = None, data_dir: str | Path | None = None, jobs: int = 1,
     grading: GradingSpec | None = None,
 ) -> list[SubmissionOutcome]:
-    """Grade ``path`` (a zip or a folder of zips) into ``out_dir``; write ``out_dir/gradebook.csv``.
+    """Grade ``path`` (a zip or notebook, or a folder of them) into ``out_dir``; write ``out_dir/gradebook.csv``.
 
     ``grading`` replaces every assignment's own limits (the kit's tests use it to shorten timeouts).
 
@@ -127,9 +131,9 @@ def grade_path(
     if path.is_file():
         zips = [path]
     elif path.is_dir():
-        zips = sorted(p for p in path.iterdir() if p.suffix.lower() == ".zip" and p.is_file())
+        zips = sorted(p for p in path.iterdir() if p.suffix.lower() in (".zip", ".ipynb") and p.is_file())
         if not zips:
-            raise UsageError(f"{path} holds no .zip files")
+            raise UsageError(f"{path} holds no .zip or .ipynb files")
     else:
         raise UsageError(f"{path} does not exist")
     try:
@@ -206,12 +210,19 @@ def _grade_in_tempdir(zip_path: Path, config: AssignmentConfig, batch: Batch, se
     with tempfile.TemporaryDirectory(prefix=f"grade-{config.name}-") as tmp:
         tmp_path = Path(tmp)
         (tmp_path / "submitted").mkdir()
-        extraction = extract_submission(
-            zip_path, tmp_path / "submitted", wanted=wanted, max_file_bytes=int(config.submission.max_file_mb * 2**20)
-        )
+        if is_notebook(zip_path):
+            extraction = Extraction()
+        else:
+            extraction = extract_submission(zip_path, tmp_path / "submitted", wanted=wanted,
+                                            max_file_bytes=int(config.submission.max_file_mb * 2**20))
+        notebook_files(zip_path, tmp_path / "submitted", config, extraction)
         notes = list(extraction.notes)
         for missing in extraction.missing(config.submission.files):
-            notes.append(f"{missing} is missing from the zip{suggest(missing, extraction.names)}")
+            if is_notebook(zip_path) and missing not in config.handout.stubs:
+                notes.append(f"{missing} is missing: a notebook alone carries only the files of its %%writefile "
+                             f"cells; submit a zip that holds the notebook and {missing}")
+            elif not is_notebook(zip_path):
+                notes.append(f"{missing} is missing from the zip{suggest(missing, extraction.names)}")
         work = tmp_path / "work"
         build_workspace(config, work, extraction.files)
         evidence = tmp_path / "evidence"

@@ -131,3 +131,17 @@ def suggest(missing: str, names: list[str]) -> str:
         return f" (found {lower[missing.lower()]!r}: rename it to {missing})"
     close = difflib.get_close_matches(missing, bases, n=1, cutoff=0.6)
     return f" (found {close[0]!r}: rename it to {missing})" if close else ""
+
+
+def read_member_capped(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> bytes:
+    """The bytes of one member, read in chunks and refused beyond ``cap`` whatever the zip claims."""
+    if info.file_size > cap:
+        raise _TooBig
+    chunks, size = [], 0
+    with archive.open(info) as source:
+        while chunk := source.read(1 << 20):
+            size += len(chunk)
+            if size > cap:
+                raise _TooBig
+            chunks.append(chunk)
+    return b"".join(chunks)
