@@ -78,6 +78,9 @@ class AccuracyCheck:
     batch_size: int | None = _doc("grader's training budget: batch size", None)
     lr: float | None = _doc("grader's training budget: peak learning rate (Adam, one-cycle)", None)
     subset: int | None = _doc("grader's training budget: first N training images only", None)
+    eval_subset: int | None = _doc(
+        "judge on a fixed random sample of N evaluation images instead of all 10,000 (predicting fewer saves "
+        "time; the sample is drawn from the submission's shuffled set, so it is still unknown in advance)", None)
     measured: str = _doc("how the threshold was set (reference mean/min over seeds, margin)", "")
 
 

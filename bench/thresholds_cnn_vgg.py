@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from mnistkit._toml import tomllib  # noqa: E402
-from mnistkit.data import load_mnist, normalize  # noqa: E402
+from mnistkit.data import load_mnist, normalize, sample_indices  # noqa: E402
 from mnistkit.train import BUDGET_KEYS, Budget, accuracy, fit, predict  # noqa: E402
 
 from autograder.grade.evaldata import perturb  # noqa: E402
@@ -77,8 +77,8 @@ def run(module, budget: Budget, seed: int, data, device: str, eval_limit: int | 
         how: str, fit_seed: int | None = None) -> tuple[float, float, float]:
     (images, labels), test = data
     test_images, test_labels = eval_set(test, seed, how)
-    if eval_limit:
-        test_images, test_labels = test_images[:eval_limit], test_labels[:eval_limit]
+    judged = sample_indices(len(test_labels), eval_limit)  # the sample the grader judges, as in judged_images
+    test_images, test_labels = test_images[judged], test_labels[judged]
     torch.manual_seed(seed)
     net = module.Net()
     start = time.perf_counter()
@@ -119,7 +119,8 @@ def main(argv=None) -> int:
                         help="evaluation images: perturbed per seed as by the grader, or the plain test set "
                              "(default: perturbed)")
     parser.add_argument("--eval-limit", type=int, default=None, metavar="N",
-                        help="judge on the first N evaluation images only, for quick exploration (default: all)")
+                        help="judge on a fixed sample of N evaluation images, for quick exploration (default: the "
+                             "check's eval_subset, else all)")
     parser.add_argument("--epochs", type=float, default=None, metavar="E",
                         help="override the budget's epochs (default: as in assignment.toml)")
     parser.add_argument("--batch-size", type=int, default=None, metavar="N",
@@ -135,7 +136,7 @@ def main(argv=None) -> int:
     test = load_mnist(train=False, data_dir=args.data_dir)
     data = ((normalize(train[0]), train[1]), test)
     print(f"torch {torch.__version__}, {args.threads} thread(s), device {args.device}, {args.eval} evaluation "
-          f"images{f' (first {args.eval_limit})' if args.eval_limit else ''}", flush=True)
+          f"images{f' (a sample of {args.eval_limit})' if args.eval_limit else ''}", flush=True)
 
     for name in args.assignments:
         module = load_reference(name, Path(args.solution) if args.solution else None)
@@ -149,8 +150,8 @@ def main(argv=None) -> int:
             results = []
             seeds = range(args.first_seed, args.first_seed + args.seeds)
             for seed in seeds:
-                got, train_s, predict_s = run(module, budget, seed, data, args.device, args.eval_limit, args.eval,
-                                              args.fit_seed)
+                got, train_s, predict_s = run(module, budget, seed, data, args.device,
+                                              args.eval_limit or check.get("eval_subset"), args.eval, args.fit_seed)
                 results.append((got, train_s, predict_s))
                 print(f"  seed {seed}: accuracy {got:.2%}, train {train_s:.1f} s, predict {predict_s:.1f} s",
                       flush=True)

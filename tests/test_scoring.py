@@ -95,3 +95,26 @@ def test_scoring_zeroes_everything_when_tools_were_replaced(tmp_path):
     results = _score([_spec("test_a"), _spec("test_b")], records, tmp_path)
     assert [r.score for r in results] == [0.0, 0.0]
     assert all("replaced testing tools (pytest.fail)" in r.message for r in results)
+
+
+def test_scoring_judges_the_eval_subset_sample_the_student_predicted(tmp_path):
+    import dataclasses
+
+    from mnistkit.data import sample_indices
+
+    check = dataclasses.replace(CONFIG.accuracy["trained"], eval_subset=20)
+    config = dataclasses.replace(CONFIG, accuracy={**CONFIG.accuracy, "trained": check})
+    picked = sample_indices(len(LABELS), 20).numpy()
+    assert len(set(picked.tolist())) == 20 and list(picked) != list(range(20))  # a sample, not the first 20
+    assert (sample_indices(len(LABELS), 20).numpy() == picked).all()  # the same in every process
+    np.save(tmp_path / "test_acc.npy", LABELS[picked])
+    reports = {r["nodeid"]: [] for r in _passed("test_acc")}
+    for r in _passed("test_acc"):
+        reports[r["nodeid"]].append(r)
+    [result] = score_tests([_spec("test_acc", accuracy="trained")], reports, config=config, data=DATA,
+                           evidence=tmp_path, ended="killed")
+    assert result.score == 2.0 and "accuracy 100.00% on the 20 evaluation images" in result.message
+    np.save(tmp_path / "test_acc.npy", LABELS[:20])  # the first 20 instead of the sample: mostly wrong
+    [result] = score_tests([_spec("test_acc", accuracy="trained")], reports, config=config, data=DATA,
+                           evidence=tmp_path, ended="killed")
+    assert result.score == 0

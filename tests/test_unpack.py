@@ -70,3 +70,10 @@ def test_unpack_suggests_the_right_name():
     assert "rename it to mlp.py" in suggest("mlp.py", ["MLP.py"])
     assert "rename it to mlp.py" in suggest("mlp.py", ["folder/mlp (1).py"])
     assert suggest("mlp.py", ["readme.txt"]) == ""
+
+
+def test_submission_names_keep_a_zip_and_a_notebook_of_one_student_apart(tmp_path):
+    from autograder.grade.grade import submission_names
+
+    paths = [tmp_path / "alice.zip", tmp_path / "alice.ipynb", tmp_path / "bob smith.zip"]
+    assert submission_names(paths) == {paths[0]: "alice.zip", paths[1]: "alice.ipynb", paths[2]: "bob_smith"}

@@ -111,8 +111,21 @@ class Batch:
 MAX_NOTEBOOK_BYTES = 20 * 2**20  # only for guessing the assignment; grading applies the assignment's own limit
 
 
-def submission_name(zip_path: Path) -> str:
-    return re.sub(r"[^A-Za-z0-9_.@+-]", "_", zip_path.stem) or "submission"
+def submission_name(zip_path: Path, *, with_suffix: bool = False) -> str:
+    """The folder name of a submission's results: its file name without the suffix, made safe.
+
+    ``with_suffix`` keeps the suffix (``alice.ipynb``), for a folder that holds ``alice.zip`` too.
+    """
+    stem = zip_path.name if with_suffix else zip_path.stem
+    return re.sub(r"[^A-Za-z0-9_.@+-]", "_", stem) or "submission"
+
+
+def submission_names(paths: list[Path]) -> dict[Path, str]:
+    """A distinct results folder per submission, even for ``alice.zip`` and ``alice.ipynb`` side by side."""
+    stems: dict[str, int] = {}
+    for path in paths:
+        stems[submission_name(path)] = stems.get(submission_name(path), 0) + 1
+    return {p: submission_name(p, with_suffix=stems[submission_name(p)] > 1) for p in paths}
 
 
 def grade_path(
@@ -150,19 +163,20 @@ def grade_path(
             batch.data()  # a missing MNIST is misuse: say so before grading anything
         if config is not None:
             batch.manifest(config)  # a kit bug in the tests shows up here, before any submission
+        names = submission_names(zips)
         if jobs == 1:
-            outcomes = [grade_submission(z, batch=batch) for z in zips]
+            outcomes = [grade_submission(z, batch=batch, name=names[z]) for z in zips]
         else:
             with ThreadPoolExecutor(max_workers=jobs) as pool:
-                outcomes = list(pool.map(lambda z: grade_submission(z, batch=batch), zips))
+                outcomes = list(pool.map(lambda z: grade_submission(z, batch=batch, name=names[z]), zips))
     write_gradebook(out_dir)
     write_summary(out_dir)
     return outcomes
 
 
-def grade_submission(zip_path: Path, *, batch: Batch) -> SubmissionOutcome:
-    """Grade one zip; never raises for anything the submission does."""
-    name = submission_name(zip_path)
+def grade_submission(zip_path: Path, *, batch: Batch, name: str | None = None) -> SubmissionOutcome:
+    """Grade one zip or notebook into ``<out_dir>/<name>``; never raises for anything the submission does."""
+    name = name or submission_name(zip_path)
     folder = batch.out_dir / name
     start = time.monotonic()
     config = batch.config_for(zip_path)

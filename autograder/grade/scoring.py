@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mnistkit.data import sample_indices
+
 from ..config import AssignmentConfig
 from .evaldata import EvalSet
 from .manifest import TestSpec
@@ -69,10 +71,11 @@ def judge_accuracy(spec: TestSpec, config: AssignmentConfig, data: EvalSet | Non
         predictions = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as err:
         return False, f"the recorded predictions could not be read ({err})"
-    expected = data.labels.shape
+    labels = data.labels[sample_indices(len(data.labels), check.eval_subset).numpy()]
+    expected = labels.shape
     if predictions.shape != expected or not np.issubdtype(predictions.dtype, np.integer):
         return False, f"expected {expected[0]:,} integer predictions, got shape {predictions.shape} of {predictions.dtype}"
-    got = data.accuracy(predictions)
+    got = float((predictions == labels).mean())
     verdict = f"accuracy {got:.2%} on the {expected[0]:,} evaluation images (required: {check.threshold:.2%})"
     return got >= check.threshold, verdict
 

@@ -47,7 +47,8 @@ def _watched() -> dict[str, object]:
     for module, names in (("torch", ("equal", "allclose", "isfinite")), ("torch.testing", ("assert_close",)),
                           ("numpy", ("allclose", "array_equal")), ("numpy.testing", ("assert_allclose", "assert_array_equal")),
                           ("mnistkit.testing", ("assert_shape", "assert_parameter_count", "assert_gradients_flow",
-                                                "assert_runs_on_device", "call_student", "import_student"))):
+                                                "assert_runs_on_device", "call_student", "import_student")),
+                          ("mnistkit.tracing", ("trace_forward", "trace_random", "table_rows", "row_failure"))):
         try:
             imported = __import__(module, fromlist=["_"])
         except Exception:  # noqa: BLE001 - a tool that is not installed cannot be patched

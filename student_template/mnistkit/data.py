@@ -92,3 +92,15 @@ def batches(
     """Index tensors that cover ``range(n)`` in batches of ``batch_size`` (the last one may be short)."""
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     return list(order.split(batch_size))
+
+
+def sample_indices(total: int, n: int | None) -> torch.Tensor:
+    """Positions of the ``n`` evaluation images an accuracy check judges, out of ``total``.
+
+    A fixed random sample (seed 0), so that the student's process and the grader pick the same images;
+    ``arange(total)`` when ``n`` is ``None`` or not smaller than ``total``. Returns ``int64`` of shape ``(n,)``.
+    """
+    if n is None or n >= total:
+        return torch.arange(total)
+    generator = torch.Generator().manual_seed(0)
+    return torch.randperm(total, generator=generator)[:n]

@@ -107,6 +107,14 @@ def eval_images(data_dir: Path) -> torch.Tensor:
     return mnist_data.normalize(images)
 
 
+@pytest.fixture
+def judged_images(request: pytest.FixtureRequest, eval_images: torch.Tensor, assignment_config: dict) -> torch.Tensor:
+    """The evaluation images the test's ``@pytest.mark.accuracy(check)`` judges: all of them, or a fixed
+    random sample of ``eval_subset`` images when the check sets it (predicting fewer saves time)."""
+    _, check = _accuracy_check(request, assignment_config)
+    return eval_images[mnist_data.sample_indices(len(eval_images), check.get("eval_subset"))]
+
+
 @pytest.fixture(scope="session")
 def _test_labels(data_dir: Path) -> torch.Tensor:
     _, labels = _load_or_fail(train=False, data_dir=data_dir)
@@ -130,7 +138,7 @@ def grading_budget(request: pytest.FixtureRequest, assignment_config: dict) -> B
 
 @pytest.fixture
 def judge(request: pytest.FixtureRequest, assignment_config: dict):
-    """``judge(predictions)``: the test's predicted classes ``(N,)`` for :func:`eval_images`.
+    """``judge(predictions)``: the test's predicted classes ``(N,)`` for :func:`judged_images`.
 
     Locally it fails unless the accuracy reaches the check's threshold; in grade mode it records the
     predictions for the grader, which decides.
@@ -146,6 +154,7 @@ def judge(request: pytest.FixtureRequest, assignment_config: dict):
             np.save(folder / f"{safe}.npy", predictions.numpy())
             return
         labels = request.getfixturevalue("_test_labels")
+        labels = labels[mnist_data.sample_indices(len(labels), check.get("eval_subset"))]
         if predictions.shape != labels.shape:
             pytest.fail(f"expected {tuple(labels.shape)} predictions, got {tuple(predictions.shape)}", pytrace=False)
         got = accuracy(predictions, labels)

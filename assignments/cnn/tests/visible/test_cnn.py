@@ -108,9 +108,9 @@ def test_net_runs_on_gpu(cnn):
 @pytest.mark.slow
 @pytest.mark.points(5)
 @pytest.mark.accuracy("trained")
-def test_net_trained_accuracy(make_net, mnist_train, eval_images, grading_budget, judge):
+def test_net_trained_accuracy(make_net, mnist_train, judged_images, grading_budget, judge):
     """Trained with the grader's fixed budget (see README), Net reaches the accuracy threshold."""
     net = make_net(seed=0)
     images, labels = mnist_train
     call_student("training Net", fit, net, images, labels, budget=grading_budget, seed=0)
-    judge(call_student("predicting with Net", predict, net, eval_images))
+    judge(call_student("predicting with Net", predict, net, judged_images))

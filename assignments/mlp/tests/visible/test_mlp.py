@@ -95,17 +95,17 @@ def test_one_hot_rows(mlp):
 @pytest.mark.slow
 @pytest.mark.points(4)
 @pytest.mark.accuracy("trained")
-def test_net_trained_accuracy(make_net, mnist_train, eval_images, grading_budget, judge):
+def test_net_trained_accuracy(make_net, mnist_train, judged_images, grading_budget, judge):
     """Trained with the grader's fixed budget (see README), Net reaches the accuracy threshold."""
     net = make_net(seed=0)
     images, labels = mnist_train
     call_student("training Net", fit, net, images, labels, budget=grading_budget, seed=0)
-    judge(call_student("predicting with Net", predict, net, eval_images))
+    judge(call_student("predicting with Net", predict, net, judged_images))
 
 
 @pytest.mark.points(3)
 @pytest.mark.accuracy("agent")
-def test_agent_file_accuracy(make_net, eval_images, judge):
+def test_agent_file_accuracy(make_net, judged_images, judge):
     """mnist_agent.pt (saved by `python mnist.py`) loads into Net and reaches the threshold."""
     if not Path(AGENT_FILE).is_file():
         pytest.fail(f"{AGENT_FILE} not found: run `python mnist.py` to train your Net and save it", pytrace=False)
@@ -115,4 +115,4 @@ def test_agent_file_accuracy(make_net, eval_images, judge):
         pytest.fail(f"{AGENT_FILE} could not be read as saved weights: {err}", pytrace=False)
     net = make_net()
     call_student(f"Net().load_state_dict(torch.load({AGENT_FILE!r}))", net.load_state_dict, state)
-    judge(call_student("predicting with the saved Net", predict, net, eval_images))
+    judge(call_student("predicting with the saved Net", predict, net, judged_images))

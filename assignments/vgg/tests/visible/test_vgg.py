@@ -147,21 +147,21 @@ def test_net_runs_on_gpu(vgg):
 @pytest.mark.slow
 @pytest.mark.points(4)
 @pytest.mark.accuracy("trained")
-def test_net_trained_accuracy(make_net, mnist_train, eval_images, grading_budget, judge):
+def test_net_trained_accuracy(make_net, mnist_train, judged_images, grading_budget, judge):
     """Trained on the CPU with the grader's small budget (a subset, see README), Net reaches the threshold."""
     net = make_net(seed=0)
     images, labels = mnist_train
     call_student("training Net", fit, net, images, labels, budget=grading_budget, seed=0)
-    judge(call_student("predicting with Net", predict, net, eval_images, batch_size=100))
+    judge(call_student("predicting with Net", predict, net, judged_images, batch_size=100))
 
 
 @pytest.mark.gpu
 @pytest.mark.slow
 @pytest.mark.points(0)
 @pytest.mark.accuracy("full")
-def test_net_trained_accuracy_full_data_on_gpu(make_net, mnist_train, eval_images, grading_budget, judge):
+def test_net_trained_accuracy_full_data_on_gpu(make_net, mnist_train, judged_images, grading_budget, judge):
     """Trained on CUDA with the grader's full-data budget (see README), Net reaches the higher threshold."""
     net = make_net(seed=0)
     images, labels = mnist_train
     call_student("training Net on CUDA", fit, net, images, labels, budget=grading_budget, seed=0, device="cuda")
-    judge(call_student("predicting with Net on CUDA", predict, net, eval_images, device="cuda"))
+    judge(call_student("predicting with Net on CUDA", predict, net, judged_images, device="cuda"))
