@@ -27,7 +27,7 @@ import json
 import shutil
 import tempfile
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from mnistkit.notebook import MAGIC, PREAMBLE_FLAG, cell_source
@@ -51,7 +51,6 @@ class Cell:
     role: str  # readme | setup | solution | file | run | preamble | test | submit
     grade_id: str = ""
     points: float = 0.0
-    metadata: dict = field(default_factory=dict)
 
 
 # -- the pieces ------------------------------------------------------------------------------------------
@@ -293,7 +292,7 @@ def to_notebook(config: AssignmentConfig, cell_list: list[Cell], *, flavour: str
     """An nbformat 4 notebook (a plain dict) of ``cell_list``."""
     out = []
     for cell in cell_list:
-        metadata = dict(cell.metadata)
+        metadata: dict = {}
         if flavour == NBGRADER and (nbgrader := _nbgrader_metadata(cell)) is not None:
             metadata["nbgrader"] = nbgrader
         if cell.role == "setup":

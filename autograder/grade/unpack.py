@@ -92,7 +92,7 @@ def extract_submission(
                 continue
             target = dest / base
             try:
-                _copy_capped(archive, info, target, max_file_bytes)
+                target.write_bytes(read_member_capped(archive, info, max_file_bytes))
             except _TooBig:
                 target.unlink(missing_ok=True)
                 result.notes.append(f"ignored {raw!r}: larger than the {max_file_bytes / 2**20:.0f} MB limit per file")
@@ -109,18 +109,6 @@ def extract_submission(
 
 class _TooBig(Exception):
     pass
-
-
-def _copy_capped(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, cap: int) -> None:
-    if info.file_size > cap:
-        raise _TooBig
-    written = 0
-    with archive.open(info) as source, open(target, "wb") as sink:
-        while chunk := source.read(1 << 20):
-            written += len(chunk)
-            if written > cap:
-                raise _TooBig
-            sink.write(chunk)
 
 
 def suggest(missing: str, names: list[str]) -> str:
