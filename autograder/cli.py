@@ -31,7 +31,7 @@ def _grade(args: argparse.Namespace) -> int:
     from .grade import grade_path
 
     outcomes = grade_path(Path(args.path), out_dir=Path(args.out), assignment=args.assignment,
-                          data_dir=args.data_dir, jobs=args.jobs)
+                          data_dir=args.data_dir, jobs=args.jobs, unsafe=args.unsafe)
     for o in outcomes:
         print(f"{o.name:30s} {o.assignment:10s} {o.score:6g} / {o.max_score:<6g} {o.status:12s} {o.seconds:6.1f} s")
     print(f"graded {len(outcomes)} submission(s); gradebook: {Path(args.out) / 'gradebook.csv'}")
@@ -53,7 +53,8 @@ def _demo(args: argparse.Namespace) -> int:
             target = build_submission(config, handout, out / "submissions" / f"{name}-{kind}.zip",
                                       kind=kind, data_dir=args.data_dir)
             print(f"built the {kind} submission: {target}")
-    outcomes = grade_path(out / "submissions", out_dir=out / "graded", data_dir=args.data_dir, jobs=args.jobs)
+    outcomes = grade_path(out / "submissions", out_dir=out / "graded", data_dir=args.data_dir, jobs=args.jobs,
+                          unsafe=args.unsafe)
     for o in outcomes:
         print(f"{o.name:30s} {o.score:6g} / {o.max_score:<6g} {o.status:12s} {o.seconds:6.1f} s")
     print(f"feedback and results.json per submission, and gradebook.csv: {out / 'graded'}")
@@ -81,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="assignment of every zip (default: guessed per zip from its file names)")
     grade.add_argument("--data-dir", default=None, help=data_help)
     grade.add_argument("-j", "--jobs", type=int, default=1, help="submissions graded in parallel (default: 1)")
+    grade.add_argument("--unsafe", action="store_true",
+                       help="grade without a sandbox where none is available: only for code you trust (default: False)")
     grade.set_defaults(run=_grade)
 
     demo = sub.add_parser("demo", help="release, build the reference and the stub submissions, grade them")
@@ -88,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="demo", help="folder for everything the demo writes (default: demo)")
     demo.add_argument("--data-dir", default=None, help=data_help)
     demo.add_argument("-j", "--jobs", type=int, default=1, help="submissions graded in parallel (default: 1)")
+    demo.add_argument("--unsafe", action="store_true",
+                      help="grade without a sandbox where none is available (default: False)")
     demo.set_defaults(run=_demo)
 
     listing = sub.add_parser("list", help="list the assignments")

@@ -52,7 +52,8 @@ class GradingSpec:
     timeout_per_test: float = _doc("seconds one test may run before pytest-timeout stops it", 120.0)
     timeout_total: float = _doc("seconds the whole submission may run before it is killed", 600.0)
     memory_gb: float = _doc("address-space limit of the student's process, in GiB (torch needs >= 4)", 8.0)
-    mnist: bool = _doc("whether the tests use MNIST (training set, evaluation images); false skips loading it", True)
+    mnist: bool = _doc("whether the tests use MNIST (training set, test images); false skips loading it", True)
+    probe_mb: float = _doc("most the probe may write (exported networks, recorded values), in MB", 512.0)
 
 
 @dataclass(frozen=True)

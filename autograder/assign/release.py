@@ -7,12 +7,12 @@ Each step takes the assignment's config and the staging folder and can be run an
 from __future__ import annotations
 
 import logging
-import shutil
 import tempfile
 import zipfile
 from pathlib import Path
 
-from ..config import TEMPLATE_DIR, AssignmentConfig
+from ..config import AssignmentConfig
+from ..layout import add_tests, copy_handout_files, copy_template
 from .strip import strip_solutions
 from .verify import verify_handout, verify_notebook
 
@@ -20,26 +20,6 @@ log = logging.getLogger(__name__)
 
 # Fixed timestamp so that releasing the same sources twice gives byte-identical zips.
 ZIP_DATE = (2024, 1, 1, 0, 0, 0)
-_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".hypothesis")
-
-
-def copy_template(config: AssignmentConfig, handout: Path) -> None:
-    """The shared student template (mnistkit package, conftest, pytest.ini, requirements) and assignment.toml."""
-    shutil.copytree(TEMPLATE_DIR, handout, ignore=_IGNORED, dirs_exist_ok=True)
-    shutil.copy2(config.root / "assignment.toml", handout / "assignment.toml")
-    shutil.copy2(config.root / "README.md", handout / "README.md")
-
-
-def copy_handout_files(config: AssignmentConfig, handout: Path) -> None:
-    """Files the assignment ships unchanged (training scripts and the like)."""
-    for name in config.handout.files:
-        source = config.root / "handout" / name
-        target = handout / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, target, ignore=_IGNORED)
-        else:
-            shutil.copy2(source, target)
 
 
 def write_stubs(config: AssignmentConfig, handout: Path) -> None:
@@ -51,14 +31,8 @@ def write_stubs(config: AssignmentConfig, handout: Path) -> None:
 
 
 def add_visible_tests(config: AssignmentConfig, handout: Path) -> None:
-    """The shared test fixtures and the visible tests (never the hidden ones)."""
-    tests = handout / "tests"
-    tests.mkdir(exist_ok=True)
-    conftest = config.root / "tests" / "conftest.py"
-    if conftest.is_file():
-        shutil.copy2(conftest, tests / "conftest.py")
-    for path in config.visible_tests():
-        shutil.copy2(path, tests / path.name)
+    """The tests' support files (conftest, plan) and the visible tests, never the hidden ones."""
+    add_tests(config, handout, hidden=False)
 
 
 def zip_handout(config: AssignmentConfig, handout: Path, out_dir: Path) -> Path:

@@ -1,4 +1,4 @@
 """The grader's verb: grade one submission zip or a folder of them."""
-from .grade import UsageError, grade_path
+from .grade import STEPS, UsageError, grade_path, grade_submission
 
-__all__ = ["UsageError", "grade_path"]
+__all__ = ["STEPS", "UsageError", "grade_path", "grade_submission"]

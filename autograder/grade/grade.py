@@ -1,9 +1,19 @@
-"""Grade one submission zip or a folder of them.
+"""Grade one submission or a folder of them, as an ordered list of small steps.
 
-For each zip: extract the listed files defensively, lay out the handout with the visible and hidden
-tests, run pytest on it in a separate limited process that never sees the evaluation labels, score what
-that process reports (and the predictions it recorded) here, and write results.json and feedback.md.
-One bad submission never stops the batch: whatever happens is turned into its own score and message.
+    unpack -> lay_out -> start_judge -> run_probe -> judge -> (write)
+
+* :func:`unpack`: take the files the assignment lists out of the zip or notebook, defensively.
+* :func:`lay_out`: make the probe's plan (from ``tests/plan.py`` and a seed drawn with the grader's key),
+  the sandbox's work folder (the handout and the student's files) and the judge's folder (the handout
+  and every test, no student file).
+* :func:`start_judge`: start the judge's process early, so that it loads torch while the probe runs.
+* :func:`run_probe`: run the probe on the student's code in the sandbox; copy what it wrote, plain files
+  only, into a folder of the grader's.
+* :func:`judge`: the grader's own pytest run of the visible and hidden tests over that data.
+
+Each step takes the :class:`Grading` of one submission and fills in its part, so each can be run and
+tested alone. Results are written signed (:mod:`.signing`). One bad submission never stops the batch:
+whatever happens becomes its own score and message.
 """
 from __future__ import annotations
 
@@ -13,35 +23,44 @@ import json
 import logging
 import os
 import re
+import shutil
+import sys
 import tempfile
 import threading
 import time
 import traceback
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mnistkit.data import MNISTUnavailableError
+from mnistkit.probe import Plan, load_plan
+
 from .. import __version__
 from ..config import (
-    KIT_ROOT, TEMPLATE_DIR, AssignmentConfig, ConfigError, GradingSpec, list_assignments, load_assignment,
+    ASSIGNMENTS_DIR, KIT_ROOT, SOLUTIONS_DIR, TEMPLATE_DIR, AssignmentConfig, ConfigError, GradingSpec,
+    list_assignments, load_assignment,
 )
-from .evaldata import GradingData, file_sha256, prepare_grading_data, seed_for
-from .harness import harness_env, pytest_command
-from .manifest import TestSpec, collect_manifest
-from .output import (
-    RESULTS, feedback_markdown, results_json, write_gradebook, write_submission_outputs, write_summary,
-)
-from .sandbox import Limits, Mounts, run_limited
-from .scoring import TestResult, read_reports, score_tests
+from ..layout import add_files, copy_handout_files, copy_template
+from .judge import Judge, build_judge_folder, judge_command, judge_env
+from .manifest import ManifestError, TestSpec, collect_manifest
 from .notebook_submission import guess_names, is_notebook, notebook_files
+from .output import RESULTS, feedback_markdown, results_json, write_gradebook, write_submission_outputs, write_summary
+from .sandbox import (
+    CollectError, Limits, Mounts, NoSandbox, RunResult, choose_mode, collect, interpreter_problem, protect,
+    run_limited,
+)
+from .scoring import TestResult, read_reports, score_tests
+from .signing import file_sha256, load_key, seed_for, sign, verify
 from .unpack import Extraction, SubmissionError, extract_submission, list_names, suggest
-from .workspace import build_workspace
 
 log = logging.getLogger(__name__)
 
+MAX_NOTEBOOK_BYTES = 20 * 2**20  # only for guessing the assignment; grading applies the assignment's own limit
+
 
 class UsageError(ValueError):
-    """The grader was called wrongly (bad path, unknown assignment); nothing was graded."""
+    """The grader was called wrongly (bad path, unknown assignment, no sandbox); nothing was graded."""
 
 
 @dataclass
@@ -57,43 +76,64 @@ class SubmissionOutcome:
 
 @dataclass
 class Batch:
-    """What a grading run shares across submissions: data, manifests, limits."""
+    """What a grading run shares across submissions: the sandbox mode, the key, manifests, MNIST."""
 
     out_dir: Path
-    data_folder: Path
+    tmp: Path  # the grader's own temporary folder (mode 0700): MNIST cache, one folder per submission
     data_dir: str | Path | None
     threads: int
+    mode: str
+    key: bytes
     assignment: AssignmentConfig | None = None
     grading: GradingSpec | None = None
-    manifests: dict[str, list[TestSpec]] = field(default_factory=dict)
+    manifests: dict[str, Future] = field(default_factory=dict)
     fingerprints: dict[str, str] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    _data: GradingData | None = None
+    _mnist: Future | None = None
+    _pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=4))
 
-    def data(self) -> GradingData:
-        """MNIST for the students' processes, loaded the first time an assignment needs it."""
+    def mnist_folder(self) -> Path:
+        """Where MNIST is (being) written as .npy files, in the grader's own folder (starts writing it)."""
+        from mnistkit.data import write_cache
+
         with self.lock:
-            if self._data is None:
-                self._data = prepare_grading_data(self.data_folder, data_dir=self.data_dir)
-            return self._data
+            if self._mnist is None:
+                (self.tmp / "mnist").mkdir(mode=0o700)
+                self._mnist = self._pool.submit(write_cache, self.tmp / "mnist", data_dir=self.data_dir)
+        return self.tmp / "mnist"
 
-    def config_for(self, zip_path: Path) -> AssignmentConfig | None:
+    def mnist(self) -> Path:
+        """MNIST's folder, once written (raises MNISTUnavailableError when it cannot be loaded)."""
+        self.mnist_folder()
+        return self._mnist.result()
+
+    def prefetch(self, config: AssignmentConfig | None) -> None:
+        """Start what the batch will need (MNIST, the assignment's test list) in the background."""
+        if config is None or config.grading.mnist:
+            self.mnist_folder()
+        if config is not None:
+            self._manifest_future(config)
+
+    def config_for(self, path: Path) -> AssignmentConfig | None:
         """The assignment given on the command line, else the one whose stub names are all in the zip."""
         if self.assignment is not None:
             config = self.assignment
         else:
-            names = set(list_names(zip_path)) | guess_names(zip_path, MAX_NOTEBOOK_BYTES)
+            names = set(list_names(path)) | guess_names(path, MAX_NOTEBOOK_BYTES)
             matches = [c for c in map(load_assignment, list_assignments()) if set(c.handout.stubs) <= names]
             if len(matches) != 1:
                 return None
             config = matches[0]
         return dataclasses.replace(config, grading=self.grading) if self.grading else config
 
-    def manifest(self, config: AssignmentConfig) -> list[TestSpec]:
+    def _manifest_future(self, config: AssignmentConfig) -> Future:
         with self.lock:
             if config.name not in self.manifests:
-                self.manifests[config.name] = collect_manifest(config)
+                self.manifests[config.name] = self._pool.submit(collect_manifest, config)
             return self.manifests[config.name]
+
+    def manifest(self, config: AssignmentConfig) -> list[TestSpec]:
+        return self._manifest_future(config).result()
 
     def fingerprint(self, config: AssignmentConfig) -> str:
         """Hash of everything that decides a grade: the kit's code, the assignment, its limits."""
@@ -108,15 +148,150 @@ class Batch:
             return self.fingerprints[config.name]
 
 
-MAX_NOTEBOOK_BYTES = 20 * 2**20  # only for guessing the assignment; grading applies the assignment's own limit
+@dataclass
+class Grading:
+    """One submission's grading, filled in step by step."""
+
+    source: Path
+    config: AssignmentConfig
+    batch: Batch
+    folder: Path  # this submission's temporary folder
+    seed: int
+    files: dict = field(default_factory=dict)  # submitted name -> path (the extracted files)
+    notes: list = field(default_factory=list)
+    plan: Plan | None = None
+    probe_run: RunResult | None = None
+    probe_ended: str = ""
+    tests: list = field(default_factory=list)
+    extra: dict = field(default_factory=dict)
+    judge: Judge | None = None
+
+    def path(self, name: str) -> Path:
+        """A place of the grader's own (mode 0700): the submitted files, the probe's copied output, the judge."""
+        private = self.folder / "grader"
+        private.mkdir(mode=0o700, exist_ok=True)
+        return private / name
+
+    def shared(self, name: str) -> Path:
+        """A place the sandbox reaches: ``plan`` (read-only), ``work`` and ``probe-out`` (its own)."""
+        return self.folder / name
 
 
-def submission_name(zip_path: Path, *, with_suffix: bool = False) -> str:
+# --------------------------------------------------------------------------------------------- the steps
+def unpack(g: Grading) -> None:
+    """The files the assignment lists, into ``submitted/``; notes on what is missing or odd."""
+    config = g.config
+    submitted = g.path("submitted")
+    submitted.mkdir(mode=0o700)
+    wanted = config.submission.files + config.submission.optional
+    if is_notebook(g.source):
+        extraction = Extraction()
+    else:
+        extraction = extract_submission(g.source, submitted, wanted=wanted,
+                                        max_file_bytes=int(config.submission.max_file_mb * 2**20))
+    notebook_files(g.source, submitted, config, extraction)
+    g.notes += extraction.notes
+    for missing in extraction.missing(config.submission.files):
+        if is_notebook(g.source) and missing not in config.handout.stubs:
+            g.notes.append(f"{missing} is missing: a notebook alone carries only the files of its %%writefile "
+                           f"cells; submit a zip that holds the notebook and {missing}")
+        elif not is_notebook(g.source):
+            g.notes.append(f"{missing} is missing from the zip{suggest(missing, extraction.names)}")
+    g.files = dict(extraction.files)
+
+
+def lay_out(g: Grading) -> None:
+    """The plan (``plan/``), the sandbox's ``work/`` and ``probe-out/``, and the judge's ``judge/``."""
+    config = g.config
+    g.plan = load_plan(config.root / "tests", seed=g.seed, files=g.files, timeout=config.grading.timeout_per_test)
+    g.plan.save(g.shared("plan"))
+    work = g.shared("work")
+    work.mkdir()
+    copy_template(config, work)
+    copy_handout_files(config, work)
+    add_files(work, g.files, set(config.submission.files) | set(config.submission.optional))
+    g.shared("probe-out").mkdir()
+    build_judge_folder(config, g.path("judge"))
+    if g.batch.mode == "user":
+        g.folder.chmod(0o711)  # the probe's uid may pass through to its own folders, and list nothing
+        for root, _dirs, files in os.walk(g.shared("plan")):
+            os.chmod(root, 0o755)
+            for name in files:
+                os.chmod(os.path.join(root, name), 0o644)
+
+
+def start_judge(g: Grading) -> None:
+    """Start the judge now, so that it loads torch and collects the tests while the probe runs; it waits."""
+    config = g.config
+    mnist = g.batch.mnist_folder() if config.grading.mnist else None
+    g.batch._manifest_future(config)
+    g.path("home").mkdir(mode=0o700)
+    env = judge_env(threads=g.batch.threads, home=g.path("home"), plan=g.shared("plan"), probe=g.path("probe"),
+                    submission=g.path("submitted"), mnist=mnist, report=g.path("report.jsonl"),
+                    ready=g.path("probe-ready"))
+    g.judge = Judge(judge_command(config), cwd=g.path("judge"), env=env, memory_gb=config.grading.memory_gb,
+                    log_file=g.path("judge.log")).start()
+
+
+def run_probe(g: Grading) -> None:
+    """Run ``python -m mnistkit.probe`` in the sandbox, then copy its output (plain files only) to ``probe/``."""
+    config = g.config
+    limits = Limits(wall_seconds=config.grading.timeout_total, memory_bytes=int(config.grading.memory_gb * 2**30))
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/tmp", "LANG": "C.UTF-8",
+        "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg",
+        "OMP_NUM_THREADS": str(g.batch.threads), "MKL_NUM_THREADS": str(g.batch.threads),
+        "MNISTKIT_THREADS": str(g.batch.threads), "OMP_WAIT_POLICY": "PASSIVE", "CUDA_VISIBLE_DEVICES": "",
+    }
+    command = [sys.executable, "-m", "mnistkit.probe", str(g.shared("plan")), str(g.shared("probe-out"))]
+    g.probe_run = run_limited(command, cwd=g.shared("work"), env=env, limits=limits, mode=g.batch.mode,
+                              mounts=Mounts(writable=(g.shared("probe-out"),), readable=(g.shared("plan"),)),
+                              log_file=g.path("probe.log"))
+    run = g.probe_run
+    if run.timed_out or run.returncode != 0:
+        g.probe_ended = run.describe_end()
+        g.notes.append(f"Note: the probe of your code ended early ({run.describe_end()}); the checks of what it "
+                       "had not computed score 0.")
+    try:
+        left_out = collect(g.shared("probe-out"), g.path("probe"), max_bytes=int(config.grading.probe_mb * 2**20))
+    except CollectError as err:
+        shutil.rmtree(g.path("probe"), ignore_errors=True)
+        g.path("probe").mkdir()
+        g.probe_ended = str(err)
+        g.notes.append(f"Note: {err}; nothing it wrote was used.")
+        left_out = []
+    g.notes += [f"Note: {note}" for note in left_out[:5]]
+    g.extra.update({"isolation": run.isolation, "sandbox": run.mode, "probe_seconds": round(run.seconds, 2),
+                    "probe_returncode": run.returncode, "probe_log_tail": run.output[-3000:]})
+
+
+def judge(g: Grading) -> None:
+    """Let the judge (the grader's own pytest run over the probe's data) check; each outcome becomes a score."""
+    config = g.config
+    if config.grading.mnist:
+        g.batch.mnist()  # written by now (its failure is the grader's, raised as such)
+    g.judge.release(g.probe_ended)
+    run = g.judge.finish(timeout=config.grading.timeout_total)
+    ended = (f"the checks were stopped after the {config.grading.timeout_total:g} s time limit" if run.timed_out
+             else f"the judge exited with code {run.returncode}")
+    g.tests = score_tests(g.batch.manifest(config), read_reports(g.path("report.jsonl")), ended=ended)
+    if run.timed_out:
+        g.notes.append(f"Note: {ended}; checks that had not finished score 0.")
+    g.extra.update({"judge_seconds": round(run.seconds, 2), "judge_returncode": run.returncode})
+    if run.returncode not in (0, 1):
+        g.extra["judge_log_tail"] = run.output[-3000:]
+
+
+STEPS = (unpack, lay_out, start_judge, run_probe, judge)
+
+
+# --------------------------------------------------------------------------------------------- the batch
+def submission_name(path: Path, *, with_suffix: bool = False) -> str:
     """The folder name of a submission's results: its file name without the suffix, made safe.
 
     ``with_suffix`` keeps the suffix (``alice.ipynb``), for a folder that holds ``alice.zip`` too.
     """
-    stem = zip_path.name if with_suffix else zip_path.stem
+    stem = path.name if with_suffix else path.stem
     return re.sub(r"[^A-Za-z0-9_.@+-]", "_", stem) or "submission"
 
 
@@ -128,24 +303,44 @@ def submission_names(paths: list[Path]) -> dict[Path, str]:
     return {p: submission_name(p, with_suffix=stems[submission_name(p)] > 1) for p in paths}
 
 
-def grade_path(
-    path: Path, *, out_dir: Path, assignment: str | None = None, data_dir: str | Path | None = None, jobs: int = 1,
-    grading: GradingSpec | None = None,
-) -> list[SubmissionOutcome]:
-    """Grade ``path`` (a zip or notebook, or a folder of them) into ``out_dir``; write ``out_dir/gradebook.csv``.
-
-    ``grading`` replaces every assignment's own limits (the kit's tests use it to shorten timeouts).
+def prepare_mode(out_dir: Path, *, unsafe: bool) -> str:
+    """Choose the sandbox and make the machine fit it: in user mode, close the kit's secrets to others.
 
     Raises:
-        UsageError: ``path`` does not exist or holds no zip, or ``assignment`` is unknown.
+        UsageError: no sandbox here (and not ``unsafe``), or the user mode cannot run this Python.
+    """
+    try:
+        mode = choose_mode(unsafe=unsafe)
+    except NoSandbox as err:
+        raise UsageError(str(err)) from err
+    if mode == "user":
+        problem = interpreter_problem(2_000_000)
+        if problem:
+            raise UsageError(f"the user-mode sandbox cannot start: {problem}")
+        protect([SOLUTIONS_DIR, ASSIGNMENTS_DIR, out_dir])
+    return mode
+
+
+def grade_path(
+    path: Path, *, out_dir: Path, assignment: str | None = None, data_dir: str | Path | None = None, jobs: int = 1,
+    grading: GradingSpec | None = None, unsafe: bool = False,
+) -> list[SubmissionOutcome]:
+    """Grade ``path`` (a zip or notebook, or a folder of them) into ``out_dir``; write the gradebook.
+
+    ``grading`` replaces every assignment's own limits (the kit's tests use it to shorten timeouts);
+    ``unsafe`` allows grading without isolation where no sandbox is available.
+
+    Raises:
+        UsageError: ``path`` does not exist or holds no submission, ``assignment`` is unknown, or no
+            sandbox is available.
         mnistkit.data.MNISTUnavailableError: MNIST cannot be loaded (names the --data-dir option).
     """
     path = Path(path)
     if path.is_file():
-        zips = [path]
+        sources = [path]
     elif path.is_dir():
-        zips = sorted(p for p in path.iterdir() if p.suffix.lower() in (".zip", ".ipynb") and p.is_file())
-        if not zips:
+        sources = sorted(p for p in path.iterdir() if p.suffix.lower() in (".zip", ".ipynb") and p.is_file())
+        if not sources:
             raise UsageError(f"{path} holds no .zip or .ipynb files")
     else:
         raise UsageError(f"{path} does not exist")
@@ -156,61 +351,78 @@ def grade_path(
     jobs = max(1, jobs)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="grading-data-") as data_tmp:
-        batch = Batch(out_dir, Path(data_tmp), data_dir, threads=max(1, (os.cpu_count() or 1) // jobs),
-                      assignment=config, grading=grading)
-        if config is not None and config.grading.mnist:
-            batch.data()  # a missing MNIST is misuse: say so before grading anything
-        if config is not None:
-            batch.manifest(config)  # a kit bug in the tests shows up here, before any submission
-        names = submission_names(zips)
-        if jobs == 1:
-            outcomes = [grade_submission(z, batch=batch, name=names[z]) for z in zips]
-        else:
-            with ThreadPoolExecutor(max_workers=jobs) as pool:
-                outcomes = list(pool.map(lambda z: grade_submission(z, batch=batch, name=names[z]), zips))
+    mode = prepare_mode(out_dir, unsafe=unsafe)
+    key = load_key(out_dir)
+    with tempfile.TemporaryDirectory(prefix="grading-") as tmp:
+        if mode == "user":
+            Path(tmp).chmod(0o711)  # probes pass through to their own folders; the MNIST cache stays closed
+        batch = Batch(out_dir, Path(tmp), data_dir, threads=max(1, (os.cpu_count() or 1) // jobs), mode=mode,
+                      key=key, assignment=config, grading=grading)
+        batch.prefetch(config)  # MNIST and the tests, loaded while the first submission is unpacked and probed
+        names = submission_names(sources)
+        try:
+            if jobs == 1:
+                outcomes = [grade_submission(s, batch=batch, name=names[s]) for s in sources]
+            else:
+                with ThreadPoolExecutor(max_workers=jobs) as pool:
+                    outcomes = list(pool.map(lambda s: grade_submission(s, batch=batch, name=names[s]), sources))
+        finally:
+            batch._pool.shutdown(wait=True, cancel_futures=True)
     write_gradebook(out_dir)
     write_summary(out_dir)
     return outcomes
 
 
-def grade_submission(zip_path: Path, *, batch: Batch, name: str | None = None) -> SubmissionOutcome:
+def grade_submission(source: Path, *, batch: Batch, name: str | None = None) -> SubmissionOutcome:
     """Grade one zip or notebook into ``<out_dir>/<name>``; never raises for anything the submission does."""
-    name = name or submission_name(zip_path)
+    name = name or submission_name(source)
     folder = batch.out_dir / name
     start = time.monotonic()
-    config = batch.config_for(zip_path)
+    config = batch.config_for(source)
     if config is None:
         stubs = ", ".join(sorted({s for a in list_assignments() for s in load_assignment(a).handout.stubs}))
-        message = (f"could not tell which assignment {zip_path.name} is for: it holds none of {stubs} "
+        message = (f"could not tell which assignment {source.name} is for: it holds none of {stubs} "
                    "at its top level (or the grader was not told with --assignment)")
-        return _write(folder, name, "", [], message, "ungradable", time.monotonic() - start, {})
-    stamp = {"zip_sha256": file_sha256(zip_path), "kit_fingerprint": batch.fingerprint(config)}
-    previous = _previous_outcome(folder, name, stamp)
+        return _write(batch, folder, name, "", [], message, "ungradable", time.monotonic() - start, {})
+    stamp = {"zip_sha256": file_sha256(source), "kit_fingerprint": batch.fingerprint(config)}
+    previous = _previous_outcome(batch, folder, name, stamp)
     if previous is not None:
         log.info("%s: unchanged since it was graded; kept its results", name)
         return previous
+    grading = None
     try:
-        tests, output, extra = _grade_in_tempdir(zip_path, config, batch, seed_for(stamp["zip_sha256"]))
-        extra.update(stamp)
-        status = "graded"
+        with tempfile.TemporaryDirectory(prefix=f"grade-{config.name}-", dir=batch.tmp) as tmp:
+            grading = Grading(source, config, batch, Path(tmp), seed_for(batch.key, stamp["zip_sha256"]))
+            try:
+                for step in STEPS:
+                    log.debug("%s: %s", name, step.__name__)
+                    step(grading)
+            finally:
+                if grading.judge is not None:
+                    grading.judge.kill()
+        tests, output, extra, status = grading.tests, "\n".join(grading.notes), {**grading.extra, **stamp}, "graded"
     except SubmissionError as err:
         tests = [TestResult(s, 0.0, "not run", str(err)) for s in batch.manifest(config)]
         output, status, extra = str(err), "ungradable", {}
+    except (MNISTUnavailableError, ManifestError):
+        raise  # misuse or a kit bug: not this submission's fault, and every other would fail the same way
     except Exception:  # noqa: BLE001 - a grader bug must not stop the batch; it is reported as such
-        log.exception("grading %s failed", zip_path)
+        log.exception("grading %s failed", source)
         tests = [TestResult(s, 0.0, "not run", "internal grader error") for s in batch.manifest(config)]
         output = "The grader failed on this submission (not your fault); your instructor has the details."
         status, extra = "grader-error", {"traceback": traceback.format_exc()[-4000:]}
-    return _write(folder, name, config, tests, output, status, time.monotonic() - start, extra)
+    return _write(batch, folder, name, config, tests, output, status, time.monotonic() - start, extra)
 
 
-def _previous_outcome(folder: Path, name: str, stamp: dict) -> SubmissionOutcome | None:
-    """The outcome already written for this very zip by this very kit, if any (resuming a batch)."""
+def _previous_outcome(batch: Batch, folder: Path, name: str, stamp: dict) -> SubmissionOutcome | None:
+    """The outcome this grader already wrote and signed for this very zip and kit, if any (resuming a batch)."""
     try:
         results = json.loads((folder / RESULTS).read_text(encoding="utf-8"))
         extra = results["extra_data"]
     except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not verify(results, batch.key):
+        log.warning("%s: its results.json does not carry this grader's signature; grading it again", name)
         return None
     if any(extra.get(key) != value for key, value in stamp.items()) or extra.get("status") != "graded":
         return None
@@ -218,61 +430,15 @@ def _previous_outcome(folder: Path, name: str, stamp: dict) -> SubmissionOutcome
                              float(results.get("execution_time", 0.0)), folder)
 
 
-def _grade_in_tempdir(zip_path: Path, config: AssignmentConfig, batch: Batch, seed: int):
-    manifest = batch.manifest(config)
-    wanted = config.submission.files + config.submission.optional
-    with tempfile.TemporaryDirectory(prefix=f"grade-{config.name}-") as tmp:
-        tmp_path = Path(tmp)
-        (tmp_path / "submitted").mkdir()
-        if is_notebook(zip_path):
-            extraction = Extraction()
-        else:
-            extraction = extract_submission(zip_path, tmp_path / "submitted", wanted=wanted,
-                                            max_file_bytes=int(config.submission.max_file_mb * 2**20))
-        notebook_files(zip_path, tmp_path / "submitted", config, extraction)
-        notes = list(extraction.notes)
-        for missing in extraction.missing(config.submission.files):
-            if is_notebook(zip_path) and missing not in config.handout.stubs:
-                notes.append(f"{missing} is missing: a notebook alone carries only the files of its %%writefile "
-                             f"cells; submit a zip that holds the notebook and {missing}")
-            elif not is_notebook(zip_path):
-                notes.append(f"{missing} is missing from the zip{suggest(missing, extraction.names)}")
-        work = tmp_path / "work"
-        build_workspace(config, work, extraction.files)
-        evidence = tmp_path / "evidence"
-        evidence.mkdir()
-        (tmp_path / "report").mkdir()
-        report = tmp_path / "report" / "report.jsonl"
-        env = harness_env(tmp_path, threads=batch.threads)
-        env.update({"MNISTKIT_MODE": "grade", "MNISTKIT_EVIDENCE_DIR": str(evidence), "MNISTKIT_REPORT": str(report)})
-        readable = [tmp_path / "harness"]
-        eval_set = None
-        if config.grading.mnist:
-            (tmp_path / "eval").mkdir()
-            data = batch.data()
-            eval_set = data.eval_set(tmp_path / "eval", seed)
-            env.update({"MNISTKIT_TRAIN_FILE": str(data.train_file), "MNISTKIT_EVAL_FILE": str(eval_set.file)})
-            readable += [data.train_file.parent, eval_set.file.parent]
-        limits = Limits(wall_seconds=config.grading.timeout_total, memory_bytes=int(config.grading.memory_gb * 2**30))
-        mounts = Mounts(writable=(evidence, report.parent), readable=tuple(readable))
-        run = run_limited(pytest_command(config), cwd=work, env=env, limits=limits, mounts=mounts,
-                          log_file=tmp_path / "pytest.log")
-        tests = score_tests(manifest, read_reports(report), config=config, data=eval_set,
-                            evidence=evidence, ended=run.describe_end())
-    if run.timed_out or (run.returncode not in (0, 1)):
-        notes.append(f"Note: {run.describe_end()}; tests that had not finished score 0.")
-    extra = {"isolation": run.isolation, "pytest_seconds": round(run.seconds, 2), "returncode": run.returncode,
-             "log_tail": run.output[-3000:]}
-    return tests, "\n".join(notes), extra
-
-
-def _write(folder: Path, name: str, config: AssignmentConfig | str, tests: list[TestResult], output: str,
-           status: str, seconds: float, extra: dict) -> SubmissionOutcome:
+def _write(batch: Batch, folder: Path, name: str, config: AssignmentConfig | str, tests: list[TestResult],
+           output: str, status: str, seconds: float, extra: dict) -> SubmissionOutcome:
     assignment = config.name if isinstance(config, AssignmentConfig) else config
     title = config.title if isinstance(config, AssignmentConfig) else "mnist-kit"
     results = results_json(tests=tests, output=output, seconds=seconds, extra={
-        "assignment": assignment, "submission": name, "status": status, "grader_version": __version__, **extra,
+        "assignment": assignment, "submission": name, "status": status, "grader_version": __version__,
+        "sandbox": batch.mode, **extra,
     })
+    results = sign(results, batch.key)
     write_submission_outputs(folder, results, feedback_markdown(results, title=title, submission=name))
     log.info("%s: %g / %g (%s, %.1f s)", name, results["score"], results["extra_data"]["max_score"], status, seconds)
     return SubmissionOutcome(name, assignment, results["score"], results["extra_data"]["max_score"], status, seconds, folder)

@@ -1,7 +1,7 @@
 """The list of graded tests and their points, collected from the kit's own tests, not from a submission.
 
-The grader collects the tests once per assignment in a workspace that holds the *stubs* (no student code
-runs), so what a test is worth and which tests exist is decided before any submission is looked at.
+The judge collects the tests once per assignment (``pytest --collect-only``, no submission needed), so
+what a test is worth and which tests exist is decided before any submission is looked at.
 """
 from __future__ import annotations
 
@@ -11,10 +11,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..assign.release import write_stubs
 from ..config import AssignmentConfig
-from .workspace import build_workspace
-from .harness import harness_env, pytest_command
+from .judge import build_judge_folder, judge_command, judge_env
 
 
 @dataclass(frozen=True)
@@ -44,15 +42,12 @@ class ManifestError(RuntimeError):
 def collect_manifest(config: AssignmentConfig) -> list[TestSpec]:
     hidden_files = {p.name for p in config.hidden_tests()}
     with tempfile.TemporaryDirectory(prefix=f"manifest-{config.name}-") as tmp:
-        work = Path(tmp) / "work"
-        build_workspace(config, work, {})
-        write_stubs(config, work)
+        folder = Path(tmp) / "judge"
+        build_judge_folder(config, folder)
         manifest = Path(tmp) / "manifest.jsonl"
-        env = harness_env(Path(tmp), threads=1)
-        env["MNISTKIT_MANIFEST"] = str(manifest)
-        done = subprocess.run(
-            pytest_command(config, collect_only=True), cwd=work, env=env, capture_output=True, text=True, timeout=300
-        )
+        env = judge_env(threads=1, home=Path(tmp), manifest=manifest)
+        done = subprocess.run(judge_command(config, collect_only=True), cwd=folder, env=env, capture_output=True,
+                              text=True, timeout=300)
         if done.returncode != 0 or not manifest.is_file():
             raise ManifestError(f"collecting the tests of {config.name} failed:\n{done.stdout[-4000:]}{done.stderr[-4000:]}")
         rows = [json.loads(line) for line in manifest.read_text().splitlines()]

@@ -32,7 +32,7 @@ def results_json(*, tests: list[TestResult], output: str, seconds: float, extra:
         "output": output,
         "visibility": "visible",
         "stdout_visibility": "hidden",
-        "tests": [t.to_gradescope() for t in tests],
+        "tests": [t.to_gradescope(number) for number, t in enumerate(tests, start=1)],
         "extra_data": {**extra, "max_score": sum(t.spec.max_score for t in tests)},
     }
 

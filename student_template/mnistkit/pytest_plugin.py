@@ -1,36 +1,46 @@
-"""pytest plugin of every handout: the ``--data-dir`` option, markers, and the MNIST fixtures.
+"""pytest plugin of every handout: the ``--data-dir`` option, the markers, and the fixtures the tests use.
 
-It runs in two modes with the same tests:
+The same tests run in two places, with the same fixtures:
 
-* **local** (a student's ``pytest``): data come from ``--data-dir`` / ``$MNIST_DATA_DIR`` / ``./data``,
-  and :func:`judge` compares predictions with the official test labels right away.
-* **grade** (``MNISTKIT_MODE=grade``, set by the autograder): training data come from a file the grader
-  prepared, the evaluation images come without labels, and :func:`judge` only records the predictions.
-  The grader, in another process, scores them against labels this process never sees.
+* **locally** (a student's ``pytest``, a notebook cell, nbgrader): the ``probe`` fixture runs the
+  assignment's plan (``tests/plan.py``) on the student's code right here, and the MNIST fixtures read
+  ``--data-dir`` / ``$MNIST_DATA_DIR`` / ``./data``.
+* **in the grader** (``MNISTKIT_MODE=judge``): the plan was run earlier, in a sandbox, by the probe; the
+  ``probe`` fixture reads what it recorded, and nothing imports the student's files. The grader's own
+  process judges.
+
+Either way a test gets the student's networks as exported graphs (:class:`mnistkit.graph.GraphNet`) and
+the values their functions returned (:mod:`mnistkit.probe`), so a test cannot tell, and cannot say
+something different, on a student's machine and in the grader.
 """
 from __future__ import annotations
 
 import os
-import re
+import tempfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from . import data as mnist_data
 from ._toml import tomllib
+from .probe import Plan, ProbeFailed, ResultError, Results, load_plan, run_plan
 from .train import Budget, accuracy, budget_of
 
 MODE_ENV = "MNISTKIT_MODE"
-TRAIN_FILE_ENV = "MNISTKIT_TRAIN_FILE"
-EVAL_FILE_ENV = "MNISTKIT_EVAL_FILE"
-EVIDENCE_DIR_ENV = "MNISTKIT_EVIDENCE_DIR"
+PLAN_ENV = "MNISTKIT_PLAN"
+PROBE_ENV = "MNISTKIT_PROBE"
+PROBE_ENDED_ENV = "MNISTKIT_PROBE_ENDED"
+READY_ENV = "MNISTKIT_PROBE_READY"  # a file the grader writes once the probe's output is in place
+SUBMISSION_ENV = "MNISTKIT_SUBMISSION"
+MNIST_CACHE_ENV = "MNISTKIT_MNIST"
 CONFIG_NAME = "assignment.toml"
+LOCAL_SEED = 0
 
 
-def grading() -> bool:
-    return os.environ.get(MODE_ENV) == "grade"
+def judging() -> bool:
+    """Whether the tests run in the grader (on recorded data) rather than on a student's machine."""
+    return os.environ.get(MODE_ENV) == "judge"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -50,21 +60,49 @@ def pytest_configure(config: pytest.Config) -> None:
         "slow: trains a network (seconds to a minute)",
     ):
         config.addinivalue_line("markers", line)
-    torch.set_num_threads(int(os.environ.get("MNISTKIT_THREADS", torch.get_num_threads())))
+    threads = os.environ.get("MNISTKIT_THREADS")
+    if threads:
+        torch.set_num_threads(int(threads))
+    if judging():
+        _refuse_student_imports(config)
+
+
+class _StudentImportBlocker:
+    """In the grader, importing a student's module is a bug of the kit: refuse it loudly."""
+
+    def __init__(self, names: set):
+        self.names = names
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in self.names:
+            raise ImportError(f"the grader never imports the student's {name}.py; a check must use the probe's data")
+        return None
+
+
+def _refuse_student_imports(config: pytest.Config) -> None:
+    import sys
+
+    try:
+        stubs = load_config(config.rootpath)["handout"]["stubs"]
+    except (OSError, KeyError, ValueError):
+        return
+    names = {Path(s).stem for s in stubs if s.endswith(".py")}
+    if not any(isinstance(f, _StudentImportBlocker) for f in sys.meta_path):
+        sys.meta_path.insert(0, _StudentImportBlocker(names))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if torch.cuda.is_available():
         return
-    skip = pytest.mark.skip(reason="CUDA is not available here; test_*_device_check covers device bugs on the CPU")
     for item in items:
         if item.get_closest_marker("gpu"):
-            item.add_marker(skip)
+            reason = ("CUDA is not available here: this check trains on a GPU" if item.get_closest_marker("accuracy")
+                      else "CUDA is not available here; the device check covers device bugs on the CPU")
+            item.add_marker(pytest.mark.skip(reason=reason))
 
 
 def load_config(rootdir: Path) -> dict:
-    path = Path(rootdir) / CONFIG_NAME
-    with open(path, "rb") as handle:
+    with open(Path(rootdir) / CONFIG_NAME, "rb") as handle:
         return tomllib.load(handle)
 
 
@@ -74,51 +112,130 @@ def assignment_config(request: pytest.FixtureRequest) -> dict:
     return load_config(request.config.rootpath)
 
 
+# ------------------------------------------------------------------------------------- submitted files
+@pytest.fixture(scope="session")
+def submission_dir(request: pytest.FixtureRequest) -> Path:
+    """Where the submitted files are: the handout folder locally, the grader's copy when judging."""
+    return Path(os.environ[SUBMISSION_ENV]) if judging() else Path(request.config.rootpath)
+
+
+@pytest.fixture(scope="session")
+def submitted(submission_dir: Path, assignment_config: dict):
+    """``submitted(name)``: the path of a file the assignment's [submission] lists (it may not exist)."""
+    spec = assignment_config["submission"]
+    allowed = set(spec["files"]) | set(spec.get("optional", []))
+
+    def _path(name: str) -> Path:
+        if name not in allowed:
+            raise KeyError(f"{name} is not a submitted file of this assignment")
+        return submission_dir / name
+
+    return _path
+
+
+# ------------------------------------------------------------------------------------------ the probe
+class Probe:
+    """The probe's results, as the tests use them; a failure of the student's code fails the test."""
+
+    def __init__(self, results: Results):
+        self.results = results
+        self.plan = results.plan
+
+    def _unwrap(self, fn, item_id: str):
+        try:
+            return fn(item_id)
+        except (ProbeFailed, ResultError) as err:
+            message = str(err)
+        except ValueError as err:  # NetworkFormatError: data that is not of the schema
+            message = f"{item_id}: the recorded network cannot be used ({err})"
+        pytest.fail(message, pytrace=False)
+
+    def network(self, item_id: str):
+        """A fresh :class:`~mnistkit.graph.GraphNet` of the item (each call builds a new one)."""
+        return self._unwrap(self.results.network, item_id)
+
+    def weights(self, item_id: str) -> dict:
+        return self._unwrap(self.results.weights, item_id)
+
+    def rng_after(self, item_id: str) -> torch.Tensor:
+        return self._unwrap(self.results.rng_after, item_id)
+
+    def steps(self, item_id: str):
+        return self._unwrap(self.results.steps, item_id)
+
+    def item(self, item_id: str):
+        return self.plan.item(item_id)
+
+
+@pytest.fixture(scope="session")
+def probe(request: pytest.FixtureRequest, assignment_config: dict, submission_dir: Path, tmp_path_factory) -> Probe:
+    """What the assignment's plan computed with the student's code (run here, or read from the grader's probe)."""
+    if judging():
+        ended = _wait_until_ready()
+        results = Results(Plan.load(Path(os.environ[PLAN_ENV])), Path(os.environ[PROBE_ENV]))
+        results.ended = ended
+        return Probe(results)
+    spec = assignment_config["submission"]
+    names = [*spec["files"], *spec.get("optional", [])]
+    files = {n: submission_dir / n for n in names if (submission_dir / n).is_file()}
+    timeout = assignment_config.get("grading", {}).get("timeout_per_test")
+    plan = load_plan(Path(request.config.rootpath) / "tests", seed=LOCAL_SEED, files=files, timeout=timeout)
+    out = tmp_path_factory.mktemp("probe")
+    previous = os.getcwd()
+    os.chdir(request.config.rootpath)
+    try:
+        run_plan(plan, out, timeouts=False)
+    finally:
+        os.chdir(previous)
+    return Probe(Results(plan, out))
+
+
+@pytest.fixture(scope="session")
+def plan_seed(probe) -> int:
+    """The seed the plan's random inputs were drawn with (0 on a student's machine, the grader's own when graded)."""
+    return probe.plan.seed
+
+
+def _wait_until_ready() -> str:
+    """The grader starts its judge while the probe still runs (torch loads meanwhile) and writes the
+    ready file when the probe's output is in place; it holds how the probe ended ('' if normally)."""
+    import time
+
+    ready = os.environ.get(READY_ENV)
+    if not ready:
+        return os.environ.get(PROBE_ENDED_ENV, "")
+    while not Path(ready).is_file():
+        time.sleep(0.05)
+    return Path(ready).read_text(encoding="utf-8").strip()
+
+
+# ------------------------------------------------------------------------------------------------ MNIST
 @pytest.fixture(scope="session")
 def data_dir(request: pytest.FixtureRequest) -> Path:
     return mnist_data.resolve_data_dir(request.config.getoption("--data-dir"))
 
 
-def _load_or_fail(**kwargs):
+def _mnist(train: bool, data_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    cache = os.environ.get(MNIST_CACHE_ENV)
+    if cache:
+        return mnist_data.load_cached(Path(cache), train=train)
     try:
-        return mnist_data.load_mnist(**kwargs)
+        return mnist_data.load_mnist(train=train, data_dir=data_dir)
     except mnist_data.MNISTUnavailableError as err:
-        pytest.fail(str(err), pytrace=False)
+        message = str(err)
+    pytest.fail(message, pytrace=False)
 
 
 @pytest.fixture(scope="session")
 def mnist_train(data_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    """The 60,000 training images, normalised ``(N, 1, 28, 28)`` float32, and their ``(N,)`` labels."""
-    if grading():
-        with np.load(os.environ[TRAIN_FILE_ENV], allow_pickle=False) as archive:
-            images, labels = torch.from_numpy(archive["images"]), torch.from_numpy(archive["labels"])
-    else:
-        images, labels = _load_or_fail(train=True, data_dir=data_dir)
-    return mnist_data.normalize(images), labels.long()
+    """The 60,000 training images, ``uint8`` ``(N, 28, 28)``, and their ``int64`` labels ``(N,)``."""
+    return _mnist(True, data_dir)
 
 
 @pytest.fixture(scope="session")
-def eval_images(data_dir: Path) -> torch.Tensor:
-    """The images accuracy is judged on, normalised ``(N, 1, 28, 28)``; no labels, in either mode."""
-    if grading():
-        images = torch.from_numpy(np.load(os.environ[EVAL_FILE_ENV], allow_pickle=False))
-    else:
-        images, _ = _load_or_fail(train=False, data_dir=data_dir)
-    return mnist_data.normalize(images)
-
-
-@pytest.fixture
-def judged_images(request: pytest.FixtureRequest, eval_images: torch.Tensor, assignment_config: dict) -> torch.Tensor:
-    """The evaluation images the test's ``@pytest.mark.accuracy(check)`` judges: all of them, or a fixed
-    random sample of ``eval_subset`` images when the check sets it (predicting fewer saves time)."""
-    _, check = _accuracy_check(request, assignment_config)
-    return eval_images[mnist_data.sample_indices(len(eval_images), check.get("eval_subset"))]
-
-
-@pytest.fixture(scope="session")
-def _test_labels(data_dir: Path) -> torch.Tensor:
-    _, labels = _load_or_fail(train=False, data_dir=data_dir)
-    return labels
+def mnist_test(data_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """The 10,000 official test images, ``uint8`` ``(N, 28, 28)``, and their labels."""
+    return _mnist(False, data_dir)
 
 
 def _accuracy_check(request: pytest.FixtureRequest, config: dict) -> tuple[str, dict]:
@@ -137,31 +254,36 @@ def grading_budget(request: pytest.FixtureRequest, assignment_config: dict) -> B
 
 
 @pytest.fixture
-def judge(request: pytest.FixtureRequest, assignment_config: dict):
-    """``judge(predictions)``: the test's predicted classes ``(N,)`` for :func:`judged_images`.
+def judged_images(request: pytest.FixtureRequest, mnist_test, assignment_config: dict) -> torch.Tensor:
+    """The test images the check judges: all 10,000, or its fixed random sample of ``eval_subset``."""
+    _, check = _accuracy_check(request, assignment_config)
+    images, _ = mnist_test
+    return images[mnist_data.sample_indices(len(images), check.get("eval_subset"))]
 
-    Locally it fails unless the accuracy reaches the check's threshold; in grade mode it records the
-    predictions for the grader, which decides.
-    """
+
+@pytest.fixture
+def judge(request: pytest.FixtureRequest, mnist_test, assignment_config: dict, record_property):
+    """``judge(predictions)``: fail unless the predicted classes of :func:`judged_images` reach the threshold."""
     name, check = _accuracy_check(request, assignment_config)
     threshold = float(check["threshold"])
+    _, labels = mnist_test
+    labels = labels[mnist_data.sample_indices(len(labels), check.get("eval_subset"))]
 
-    def _judge(predictions: torch.Tensor) -> None:
+    def _judge(predictions: torch.Tensor) -> float:
         predictions = torch.as_tensor(predictions).detach().cpu().long().reshape(-1)
-        if grading():
-            folder = Path(os.environ[EVIDENCE_DIR_ENV])
-            safe = re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)
-            np.save(folder / f"{safe}.npy", predictions.numpy())
-            return
-        labels = request.getfixturevalue("_test_labels")
-        labels = labels[mnist_data.sample_indices(len(labels), check.get("eval_subset"))]
         if predictions.shape != labels.shape:
             pytest.fail(f"expected {tuple(labels.shape)} predictions, got {tuple(predictions.shape)}", pytrace=False)
         got = accuracy(predictions, labels)
+        record_property("accuracy", round(got, 6))
         if got < threshold:
-            pytest.fail(
-                f"{name}: accuracy {got:.2%} on the {len(labels):,} test images, below the required {threshold:.2%}",
-                pytrace=False,
-            )
+            pytest.fail(f"{name}: accuracy {got:.2%} on the {len(labels):,} test images, below the required "
+                        f"{threshold:.2%}", pytrace=False)
+        return got
 
     return _judge
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    if judging():
+        return None
+    return f"mnistkit: your code is probed here, as the grader's sandbox does (temporary folder: {tempfile.gettempdir()})"

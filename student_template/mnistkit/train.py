@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._toml import tomllib
-from .data import batches
+from .data import batches, normalize
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +77,11 @@ def fit(
     device: torch.device | str = "cpu",
     progress: bool = False,
 ) -> list[EpochStats]:
-    """Train ``model`` in place with Adam on normalised ``images`` ``(N, 1, 28, 28)`` and ``labels`` ``(N,)``.
+    """Train ``model`` in place with Adam on ``images`` and ``labels`` ``(N,)``.
 
-    Returns one :class:`EpochStats` per epoch (mean training loss and accuracy over that epoch).
+    ``images`` are MNIST's own ``uint8`` ``(N, 28, 28)`` (normalised one batch at a time, so the data set
+    stays at a quarter of the memory) or already normalised ``float32`` ``(N, 1, 28, 28)``. Returns one
+    :class:`EpochStats` per epoch (mean training loss and accuracy over that epoch).
     """
     device = torch.device(device)
     if budget.subset is not None:
@@ -113,7 +115,7 @@ def fit(
             if step == total_steps:
                 break
             index = index.to(device)
-            x = images[index]
+            x = as_input(images[index])
             y = labels[index]
             optimizer.zero_grad(set_to_none=True)
             log_probs = F.log_softmax(model(x), dim=1)
@@ -135,15 +137,20 @@ def fit(
     return history
 
 
+def as_input(images: torch.Tensor) -> torch.Tensor:
+    """A batch as networks take it: ``uint8`` ``(B, 28, 28)`` is normalised to ``float32`` ``(B, 1, 28, 28)``."""
+    return normalize(images) if images.dtype == torch.uint8 else images
+
+
 @torch.no_grad()
 def predict(
     model: nn.Module, images: torch.Tensor, *, device: torch.device | str = "cpu", batch_size: int = 1000
 ) -> torch.Tensor:
-    """Predicted class ``(N,)`` (``int64``, on the CPU) for normalised ``images`` ``(N, 1, 28, 28)``, in eval mode."""
+    """Predicted class ``(N,)`` (``int64``, on the CPU) for ``images`` (as :func:`fit` takes them), in eval mode."""
     device = torch.device(device)
     model.to(device)
     model.eval()
-    out = [model(chunk.to(device)).argmax(dim=1).cpu() for chunk in images.split(batch_size)]
+    out = [model(as_input(chunk.to(device))).argmax(dim=1).cpu() for chunk in images.split(batch_size)]
     return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
 
 

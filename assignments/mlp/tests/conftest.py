@@ -1,22 +1,24 @@
+"""Fixtures of assignment 1: the student's network and one_hot, as the probe exported them (tests/plan.py)."""
 import pytest
-import torch
 
-from mnistkit.testing import import_student
-
-
-@pytest.fixture(scope="session")
-def mlp():
-    """The student's mlp.py, imported once (a failure here fails each test that needs it)."""
-    return import_student("mlp")
+from mnistkit.checks import run
 
 
 @pytest.fixture
-def make_net(mlp):
-    """Build ``mlp.Net()`` with a fixed seed; errors become clear test failures."""
-    from mnistkit.testing import call_student
+def make_net(probe):
+    """``make_net()``: a fresh copy of the student's Net (built after torch.manual_seed(0)), as a runnable
+    exported graph; a Net that cannot be built or exported fails the test with the reason."""
+    return lambda: probe.network("net")
 
-    def _make(seed: int = 0):
-        torch.manual_seed(seed)
-        return call_student("Net()", mlp.Net)
 
-    return _make
+@pytest.fixture(scope="session")
+def one_hot(probe):
+    """``one_hot(labels, num_classes)``: runs the student's exported one_hot (10 to 15 classes)."""
+    graphs = {}
+
+    def _one_hot(labels, num_classes: int = 10):
+        if num_classes not in graphs:
+            graphs[num_classes] = probe.network(f"one_hot/{num_classes}")
+        return run(f"one_hot(labels, {num_classes})", graphs[num_classes], labels)
+
+    return _one_hot

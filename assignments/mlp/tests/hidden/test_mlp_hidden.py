@@ -4,14 +4,18 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mnistkit.testing import assert_dtype, assert_runs_on_device, assert_shape, call_student
+from mnistkit.checks import assert_device_follows_input, assert_dtype, assert_runs_on, assert_shape, fail, run
+from mnistkit.layers import layer_problems
+from mnistkit.tracing import trace_forward
+from mlp_contract import LAYERS
 
 
 @pytest.mark.points(1)
 @pytest.mark.parametrize("batch", [3, 257])
 def test_net_output_shape_odd_batches(make_net, batch):
     """Odd batch sizes keep their size: (N, 10) out for N images in."""
-    out = call_student("Net.forward", make_net(), torch.randn(batch, 1, 28, 28))
+    net = make_net()
+    out = run("Net.forward", net.train(), torch.randn(batch, 1, 28, 28))
     assert_shape(out, (batch, 10), f"output of Net for a batch of {batch} images")
     assert_dtype(out, torch.float32, "output of Net")
 
@@ -19,89 +23,101 @@ def test_net_output_shape_odd_batches(make_net, batch):
 @pytest.mark.points(1)
 def test_net_flat_and_image_input_agree(make_net):
     """In eval mode, (N, 1, 28, 28) and the same images flattened to (N, 784) give the same output."""
-    net = make_net().eval()
+    net = make_net()
+    net.eval()
     x = torch.randn(5, 1, 28, 28)
-    a = call_student("Net.forward", net, x)
-    b = call_student("Net.forward on (N, 784) input", net, x.reshape(5, 784))
+    a = run("Net.forward", net, x)
+    b = run("Net.forward on (N, 784) input", net, x.reshape(5, 784))
     if not torch.allclose(a, b, atol=1e-6):
-        pytest.fail("the outputs for (5, 1, 28, 28) input and the same images as (5, 784) differ", pytrace=False)
+        fail("the outputs for (5, 1, 28, 28) input and the same images as (5, 784) differ")
 
 
 @pytest.mark.points(2)
 def test_net_dropout_active_in_train_mode(make_net):
     """In train() mode dropout makes two passes over the same batch differ."""
-    net = make_net().train()
+    net = make_net()
+    net.train()
     x = torch.randn(64, 1, 28, 28)
     torch.manual_seed(1)
-    a = call_student("Net.forward", net, x)
-    b = call_student("Net.forward", net, x)
+    a = run("Net.forward", net, x)
+    b = run("Net.forward", net, x)
     if torch.equal(a, b):
-        pytest.fail("two forward passes in train() mode gave identical outputs: is dropout (p=0.2) applied "
-                    "after each hidden ReLU, and only when self.training is True?", pytrace=False)
+        fail("two forward passes in train() mode gave identical outputs: is dropout (p=0.2) applied after each "
+             "hidden ReLU, and only when self.training is True?")
 
 
 @pytest.mark.points(2)
 def test_net_eval_mode_is_deterministic(make_net):
     """In eval() mode dropout is off: two passes over the same batch are identical."""
-    net = make_net().eval()
+    net = make_net()
+    net.eval()
     x = torch.randn(64, 1, 28, 28)
-    a = call_student("Net.forward", net, x)
-    b = call_student("Net.forward", net, x)
+    a = run("Net.forward", net, x)
+    b = run("Net.forward", net, x)
     if not torch.equal(a, b):
-        pytest.fail("two forward passes in eval() mode differ: dropout must be off in eval mode "
-                    "(use nn.Dropout, or F.dropout(x, p, training=self.training))", pytrace=False)
+        fail("two forward passes in eval() mode differ: dropout must be off in eval mode (use nn.Dropout, or "
+             "F.dropout(x, p, training=self.training))")
 
 
 @pytest.mark.points(1)
 def test_net_dropout_rate(make_net):
-    """Dropout drops about 20% of the hidden units in train mode (p = 0.2)."""
-    net = make_net().train()
-    rates = [m.p for m in net.modules() if isinstance(m, torch.nn.Dropout)]
-    if rates and any(abs(p - 0.2) > 1e-9 for p in rates):
-        pytest.fail(f"expected dropout with p = 0.2, got nn.Dropout layers with p = {rates}", pytrace=False)
+    """Exactly two dropouts, with p = 0.2, active in train mode (one after each hidden ReLU)."""
+    net = make_net()
+    trace = trace_forward(net.train(), torch.randn(4, 1, 28, 28))
+    rates = [op.params["p"] for op in trace.ops if op.kind == "dropout" and op.params["training"]]
+    if rates != [0.2, 0.2]:
+        fail(f"expected two dropouts with p = 0.2 active in train mode, your forward has {rates or 'none'}")
+
+
+@pytest.mark.points(1)
+def test_net_layers_in_order(make_net):
+    """Each hidden layer is Linear, then ReLU, then Dropout(0.2); the output is Linear, then log_softmax."""
+    net = make_net()
+    problems = layer_problems(trace_forward(net.train(), torch.randn(4, 1, 28, 28)), LAYERS)
+    if problems:
+        fail("; ".join(problems[:2]))
 
 
 @pytest.mark.points(1)
 def test_net_log_softmax_stable_for_large_inputs(make_net):
     """Huge inputs give finite log-probabilities (log_softmax, not log(softmax))."""
-    net = make_net().eval()
-    out = call_student("Net.forward", net, torch.full((4, 1, 28, 28), 1e4))
+    net = make_net()
+    out = run("Net.forward", net.eval(), torch.full((4, 1, 28, 28), 1e4))
     if not torch.isfinite(out).all():
-        pytest.fail("Net returned inf or NaN for large inputs: use F.log_softmax(x, dim=1) rather than "
-                    "torch.log(F.softmax(x))", pytrace=False)
+        fail("Net returned inf or NaN for large inputs: use F.log_softmax(x, dim=1) rather than torch.log(F.softmax(x))")
 
 
 @pytest.mark.points(1)
 @settings(max_examples=25, deadline=None)
 @given(labels=st.lists(st.integers(0, 9), min_size=1, max_size=40), extra=st.integers(0, 5))
-def test_one_hot_matches_definition(mlp, labels, extra):
+def test_one_hot_matches_definition(one_hot, labels, extra):
     """For any labels and num_classes, one_hot has one 1 per row, at the label."""
     num_classes = 10 + extra
     t = torch.tensor(labels)
-    out = call_student("one_hot", mlp.one_hot, t, num_classes)
+    out = one_hot(t, num_classes)
     assert_shape(out, (len(labels), num_classes), f"one_hot(labels, num_classes={num_classes})")
     if not (torch.equal(out.sum(dim=1), torch.ones(len(labels))) and torch.equal(out.argmax(dim=1), t)):
-        pytest.fail(f"one_hot({labels}, {num_classes}) does not put a single 1 at each label", pytrace=False)
+        fail(f"one_hot({labels}, {num_classes}) does not put a single 1 at each label")
 
 
 @pytest.mark.points(1)
-def test_one_hot_device_check(mlp):
-    """one_hot returns its rows on the device of the labels (checked on 'meta', no GPU needed)."""
-    labels = torch.tensor([1, 2]).to("meta")
-    out = call_student("one_hot on the meta device", mlp.one_hot, labels)
-    if out.device.type != "meta":
-        pytest.fail(f"one_hot(labels on 'meta') returned rows on {out.device}: create them with "
-                    "device=labels.device", pytrace=False)
+def test_one_hot_device_check(probe):
+    """one_hot creates its rows on the device of the labels (checked on 'meta', no GPU needed)."""
+    assert_device_follows_input(probe.network("one_hot/10"), "one_hot")
 
 
 @pytest.mark.gpu
 @pytest.mark.points(0)
-def test_one_hot_runs_on_gpu(mlp):
-    out = call_student("one_hot on CUDA", mlp.one_hot, torch.tensor([1, 2], device="cuda"))
-    assert out.device.type == "cuda"
+def test_one_hot_runs_on_gpu(one_hot):
+    """one_hot runs on CUDA and returns its rows there."""
+    out = one_hot(torch.tensor([1, 2], device="cuda"))
+    if out.device.type != "cuda":
+        fail(f"one_hot(labels on CUDA) returned rows on {out.device}")
 
 
-@pytest.mark.points(1)
-def test_net_device_check_flat_input(mlp):
-    """Flat (N, 784) input also runs on the 'meta' device."""
-    assert_runs_on_device(mlp.Net, torch.randn(4, 784), "meta")
+@pytest.mark.gpu
+@pytest.mark.points(0)
+def test_net_runs_on_gpu_flat_input(make_net):
+    """Flat (N, 784) input also runs forward and backward on CUDA."""
+    net = make_net()
+    assert_runs_on(net, "cuda", torch.randn(4, 784))

@@ -4,13 +4,14 @@ The reference table lives here (and in the handout's contract); a failure names 
 """
 import pytest
 import torch
-import torch.nn.functional as F
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from mnistkit.testing import assert_dtype, assert_runs_on_device, assert_shape, call_student
+from mnistkit.checks import assert_device_follows_input, assert_dtype, assert_shape, fail, run
+from mnistkit.layers import layer_problems
+from mnistkit.tracing import FORMULA, row_failure, table_rows
+from plan import EXAMPLES, random_cases
+from vgg_contract import LAYERS, LAYOUT, make_table, out_size_value, student_table, table_difference
 
-# Per image (the batch dimension left out), in the order of the rows of conftest.LAYOUT.
+# Per image (the batch dimension left out), in the order of the rows of LAYOUT.
 REFERENCE = [
     (1, 28, 28),
     (64, 30, 30), (64, 15, 15),
@@ -29,50 +30,45 @@ ROW_IDS = ["row1-conv1", "row2-pool1", "row3-conv2", "row4-pool2", "row5-conv3co
 
 @pytest.mark.points(3)
 @pytest.mark.parametrize("batch", [2, 5])
-def test_shape_table_matches_the_assignment(kit, vgg, batch):
+def test_shape_table_matches_the_assignment(probe, batch):
     """Your shape_table agrees with the table of the assignment in every row."""
-    assert len(REFERENCE) == len(kit.LAYOUT)
-    difference = kit.table_difference(kit.student_table(vgg, batch), REFERENCE, batch,
-                                      f"your shape_table({batch})", "the assignment's table")
+    assert len(REFERENCE) == len(LAYOUT)
+    difference = table_difference(student_table(probe, batch), REFERENCE, batch, f"your shape_table({batch})",
+                                  "the assignment's table")
     if difference:
-        pytest.fail(difference + f". Recompute that row with {kit.FORMULA}", pytrace=False)
+        fail(difference + f". Recompute that row with {FORMULA}")
 
 
 @pytest.mark.points(1)
 @pytest.mark.parametrize("row", range(1, 18), ids=ROW_IDS)
-def test_net_shape_table(kit, trace_net, row):
+def test_net_shape_table(trace_net, row):
     """After each row of the table Net's activations have the assignment's shape (one test per row)."""
     batch = 2
-    rows = kit.table_rows(trace_net(batch), kit.make_table(REFERENCE), batch)
-    message = kit.row_failure(rows, row, batch)
+    message = row_failure(table_rows(trace_net(batch), make_table(REFERENCE), batch), row, batch)
     if message:
-        pytest.fail(message, pytrace=False)
+        fail(message)
 
 
 @pytest.mark.points(1)
-def test_net_shape_table_in_train_mode(kit, trace_net):
+def test_net_shape_table_in_train_mode(trace_net):
     """The assignment's table also holds in train() mode (a batch of 3)."""
-    rows = kit.table_rows(trace_net(3, train=True), kit.make_table(REFERENCE), 3)
+    rows = table_rows(trace_net(3, train=True), make_table(REFERENCE), 3)
     for index in range(1, len(rows)):
-        message = kit.row_failure(rows, index, 3)
+        message = row_failure(rows, index, 3)
         if message:
-            pytest.fail(message + " [train mode]", pytrace=False)
+            fail(message + " [train mode]")
 
 
 @pytest.mark.points(2)
-@settings(max_examples=40, deadline=None)
-@given(size=st.integers(1, 40), kernel=st.integers(1, 7), stride=st.integers(1, 4), padding=st.integers(0, 3))
-def test_out_size_matches_torch(vgg, size, kernel, stride, padding):
-    """out_size agrees with the size nn.Conv2d really produces, for any valid size, kernel, stride and padding."""
-    if size + 2 * padding < kernel:
-        return  # not a valid convolution (torch refuses it); nothing to compare
-    x = torch.zeros(1, 1, size, size)
-    expected = F.conv2d(x, torch.zeros(1, 1, kernel, kernel), stride=stride, padding=padding).shape[-1]
-    got = call_student("out_size", vgg.out_size, size, kernel, stride, padding)
-    if got != expected:
-        pytest.fail(f"out_size({size}, kernel={kernel}, stride={stride}, padding={padding}): nn.Conv2d gives "
-                    f"{expected} = floor(({size} + 2*{padding} - {kernel})/{stride}) + 1, got {got!r}",
-                    pytrace=False)
+def test_out_size_matches_the_formula(probe, plan_seed):
+    """out_size agrees with the size a convolution really produces, on 40 random valid size/kernel/stride/padding."""
+    for offset, case in enumerate(random_cases(plan_seed)):
+        size, kernel, stride, padding = case
+        expected = (size + 2 * padding - kernel) // stride + 1
+        got = out_size_value(probe, len(EXAMPLES) + offset, case)
+        if got != expected:
+            fail(f"out_size({size}, kernel={kernel}, stride={stride}, padding={padding}): nn.Conv2d gives {expected} "
+                 f"= floor(({size} + 2*{padding} - {kernel})/{stride}) + 1, got {got!r}")
 
 
 @pytest.mark.points(1)
@@ -83,7 +79,7 @@ def test_net_output_shape_odd_batches(make_net, batch):
         net = make_net()
         net.train(mode == "train")
         with torch.no_grad():
-            out = call_student(f"Net.forward in {mode} mode", net, torch.randn(batch, 1, 28, 28))
+            out = run(f"Net.forward in {mode} mode", net, torch.randn(batch, 1, 28, 28))
         assert_shape(out, (batch, 10), f"output of Net in {mode} mode for a batch of {batch} images")
         assert_dtype(out, torch.float32, "output of Net")
 
@@ -93,21 +89,21 @@ def test_net_applies_batchnorm_after_every_conv(trace_net):
     """forward() applies batch norm after each of the eight convolutions (64, 128, 256, 256, 512 x 4 channels)."""
     trace = trace_net(2, train=True)
     if trace.error:
-        pytest.fail(f"Net.forward raised {trace.error}", pytrace=False)
+        fail(f"Net.forward raised {trace.error}")
     features = [op.params["features"] for op in trace.ops if op.kind == "norm"]
     expected = [64, 128, 256, 256, 512, 512, 512, 512]
     if features != expected:
-        pytest.fail(f"expected batch norm over {expected} channels in this order (one nn.BatchNorm2d after each "
-                    f"convolution), your forward normalises {features or 'nothing'}", pytrace=False)
+        fail(f"expected batch norm over {expected} channels in this order (one nn.BatchNorm2d after each "
+             f"convolution), your forward normalises {features or 'nothing'}")
 
 
 @pytest.mark.points(1)
-def test_net_dropout_rate(make_net):
-    """The two dropout layers drop with p = 0.2."""
-    net = make_net()
-    rates = [m.p for m in net.modules() if isinstance(m, torch.nn.Dropout)]
-    if rates and any(abs(p - 0.2) > 1e-9 for p in rates):
-        pytest.fail(f"expected dropout with p = 0.2, got nn.Dropout layers with p = {rates}", pytrace=False)
+def test_net_layers_in_order(trace_net):
+    """Every conv is followed by BatchNorm and ReLU (and a block's last one by max-pooling); the classifier
+    is Linear, ReLU, Dropout(0.2) twice, then Linear and log_softmax."""
+    problems = layer_problems(trace_net(2, train=True), LAYERS)
+    if problems:
+        fail("; ".join(problems[:2]))
 
 
 @pytest.mark.points(1)
@@ -116,11 +112,10 @@ def test_net_dropout_active_in_train_mode(trace_net):
     trace = trace_net(2, train=True)
     dropouts = [op for op in trace.ops if op.kind == "dropout"]
     if len(dropouts) != 2 or any(abs(op.params["p"] - 0.2) > 1e-9 for op in dropouts):
-        pytest.fail(f"expected two dropouts with p = 0.2 in forward(), found {[op.params['p'] for op in dropouts]}",
-                    pytrace=False)
+        fail(f"expected two dropouts with p = 0.2 in forward(), found {[op.params['p'] for op in dropouts]}")
     if not all(op.params["training"] for op in dropouts):
-        pytest.fail("in train() mode a dropout of forward() is switched off: use nn.Dropout, or pass "
-                    "training=self.training to F.dropout", pytrace=False)
+        fail("in train() mode a dropout of forward() is switched off: use nn.Dropout, or pass training=self.training "
+             "to F.dropout")
 
 
 @pytest.mark.points(1)
@@ -128,12 +123,11 @@ def test_net_eval_mode_is_deterministic(make_net):
     """In eval() mode two passes over the same batch are identical (dropout off, running statistics)."""
     net = make_net().eval()
     x = torch.randn(4, 1, 28, 28)
-    with torch.no_grad():
-        a = call_student("Net.forward", net, x)
-        b = call_student("Net.forward", net, x)
+    a = run("Net.forward", net, x)
+    b = run("Net.forward", net, x)
     if not torch.equal(a, b):
-        pytest.fail("two forward passes in eval() mode differ: dropout must be off in eval mode (use nn.Dropout, "
-                    "or F.dropout(x, p, training=self.training))", pytrace=False)
+        fail("two forward passes in eval() mode differ: dropout must be off in eval mode (use nn.Dropout, or "
+             "F.dropout(x, p, training=self.training))")
 
 
 @pytest.mark.points(1)
@@ -141,21 +135,18 @@ def test_net_eval_output_independent_of_batch(make_net):
     """In eval() mode an image's output does not depend on the other images of the batch."""
     net = make_net().train()
     with torch.no_grad():
-        call_student("Net.forward in train mode", net, torch.randn(16, 1, 28, 28) * 2 + 0.5)
+        run("Net.forward in train mode", net, torch.randn(16, 1, 28, 28) * 2 + 0.5)
     net.eval()
     x = torch.randn(4, 1, 28, 28)
     with torch.no_grad():
-        alone = call_student("Net.forward", net, x[:1])
-        together = call_student("Net.forward", net, x)
+        alone = run("Net.forward", net, x[:1])
+        together = run("Net.forward", net, x)
     if not torch.allclose(alone[0], together[0], atol=1e-4):
-        pytest.fail("in eval() mode the output for an image changes with the rest of the batch: BatchNorm must "
-                    "use its running statistics in eval mode (nn.BatchNorm2d does this for you)", pytrace=False)
+        fail("in eval() mode the output for an image changes with the rest of the batch: BatchNorm must use its "
+             "running statistics in eval mode (nn.BatchNorm2d does this for you)")
 
 
 @pytest.mark.points(1)
-def test_net_device_check_eval_mode(vgg):
-    """In eval() mode Net also runs on the 'meta' device."""
-    def factory():
-        return vgg.Net().eval()
-
-    assert_runs_on_device(factory, torch.randn(2, 1, 28, 28), "meta")
+def test_net_device_check_both_modes(make_net):
+    """In train and in eval mode Net follows its input's device (the 'meta' device)."""
+    assert_device_follows_input(make_net())

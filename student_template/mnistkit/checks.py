@@ -1,0 +1,265 @@
+"""Checks shared by the assignment tests, with messages a student can act on.
+
+Every check says what was expected and what was got, in the student's terms (layer, shape, formula),
+and never reveals a reference value that is not already part of the assignment's contract. The checks
+work on networks as the grader sees them (:class:`mnistkit.graph.GraphNet`, the exported graph of the
+student's network) and on values the probe recorded (:mod:`mnistkit.probe`), so a test gives the same
+verdict on a student's machine and in the grader.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from .graph import GraphMissing, GraphNet
+from .probe import ArrayValue, Raised, Unrepresentable
+
+
+def fail(message: str):
+    """Fail the current test with ``message`` (no traceback: the message is the whole story)."""
+    pytest.fail(message, pytrace=False)
+
+
+def run(what: str, net: GraphNet, x: torch.Tensor) -> torch.Tensor:
+    """``net(x)``; a failure names the layer and the line of the student's file where it happened."""
+    try:
+        return net(x)
+    except GraphMissing as err:
+        message = f"{what}: {err}"
+    except Exception as err:  # noqa: BLE001 - an operator of the student's graph failed
+        text = str(err).strip().splitlines()[0][:600] if str(err).strip() else ""
+        message = f"{what} raised {type(err).__name__}: {text}{locate(net, x, err)}"
+    fail(message)  # outside the except block: the message alone, without the chained exception
+
+
+def locate(net: GraphNet, x: torch.Tensor, err: BaseException) -> str:
+    """`` (in fc2 (Linear) at mlp.py:40)``: the node of the graph that raised ``err``, found by re-running."""
+    from torch import fx
+
+    try:
+        graph = net.graph_for(x)
+        module = graph.module(x.device)
+    except Exception:  # noqa: BLE001
+        return ""
+    class Finder(fx.Interpreter):
+        current = None
+
+        def run_node(self, n):
+            Finder.current = n.name
+            return super().run_node(n)
+
+    try:
+        with torch.no_grad():
+            Finder(module).run(*net.arguments(graph, x))
+    except Exception:  # noqa: BLE001 - the failure we are looking for
+        node = graph.saved_node(Finder.current) if Finder.current else None
+        if node:
+            layer = layer_name(node)
+            at = f" at {node['where']}" if node["where"] else ""
+            return f" (in {layer}{at})"
+    return ""
+
+
+def layer_name(node: dict) -> str:
+    """``"fc2 (Linear)"`` for a node inside a layer, ``"forward()"`` for a call in forward itself."""
+    module = node.get("module") or []
+    path, kind = module[-1] if module else ("", "")
+    if not path:
+        return "forward()"
+    return f"{path} ({kind.rsplit('.', 1)[-1]})"
+
+
+def assert_shape(tensor, expected: Sequence[int], what: str) -> None:
+    """Fail with ``"<what>: expected shape (64, 10), got (64, 50)"`` unless ``tensor`` has ``expected`` shape."""
+    if not isinstance(tensor, torch.Tensor):
+        fail(f"{what}: expected a torch.Tensor, got {type(tensor).__name__}")
+    actual = tuple(int(n) for n in tensor.shape)
+    if actual != tuple(expected):
+        fail(f"{what}: expected shape {tuple(expected)}, got {actual}")
+
+
+def assert_dtype(tensor: torch.Tensor, expected: torch.dtype, what: str) -> None:
+    if tensor.dtype != expected:
+        fail(f"{what}: expected dtype {expected}, got {tensor.dtype}")
+
+
+def assert_log_probabilities(out: torch.Tensor, what: str) -> None:
+    """Fail unless ``exp(out)`` sums to 1 per row; say so when ``out`` looks like probabilities instead."""
+    sums = out.detach().double().exp().sum(dim=1)
+    if torch.allclose(sums, torch.ones_like(sums), atol=1e-4):
+        return
+    shown = [round(s, 4) for s in sums[:4].tolist()]
+    rows = out.detach().double()
+    if bool(((rows >= 0) & (rows <= 1)).all()) and torch.allclose(rows.sum(dim=1), torch.ones_like(sums), atol=1e-4):
+        fail(f"{what}: the outputs are probabilities (each row is >= 0 and sums to 1), not log-probabilities: "
+             "end forward with F.log_softmax(x, dim=1) instead of softmax (nll_loss expects log-probabilities)")
+    if torch.allclose(rows.exp().sum(dim=0), torch.ones(rows.shape[1], dtype=rows.dtype), atol=1e-4):
+        fail(f"{what}: exp(output) sums to 1 down each column, not along each row: the log_softmax runs over "
+             "the wrong dimension; use dim=1 (the 10 classes)")
+    fail(f"{what}: expected log-probabilities, so that exp(output) sums to 1 per row (log_softmax over dim 1); "
+         f"got sums {shown}...")
+
+
+def count_parameters(net) -> int:
+    """Number of trainable scalars of a network (a GraphNet or any nn.Module)."""
+    if isinstance(net, GraphNet):
+        return sum(t.numel() for _, t in net.trainable_parameters())
+    return sum(p.numel() for p in net.parameters() if p.requires_grad)
+
+
+def assert_parameter_count(net: GraphNet, expected: int, hint: str = "") -> None:
+    actual = count_parameters(net)
+    if actual != expected:
+        detail = {name: tuple(t.shape) for name, t in net.trainable_parameters()}
+        inline = inline_layers(net)
+        extra = f" Layers created inside forward() ({inline}) are not parameters: create them in __init__." if inline else ""
+        fail(f"expected {expected:,} trainable parameters, got {actual:,}. Your parameters: {detail}.{extra} {hint}".strip())
+
+
+def inline_layers(net: GraphNet) -> str:
+    """Where forward builds a weight on the fly (``nn.Linear(...)(x)`` inside forward), as text; ``''`` if nowhere."""
+    found = []
+    for graph in net.graphs.values():
+        for node in graph.nodes:
+            if node["op"] in ("aten.empty.memory_format", "aten.uniform_.default", "aten.normal_.default"):
+                place = node["where"] or layer_name(node)
+                if place not in found:
+                    found.append(place)
+    return ", ".join(found[:3])
+
+
+def assert_gradients_flow(net: GraphNet, loss: torch.Tensor) -> None:
+    """Backpropagate ``loss`` and require a finite, non-zero gradient on every trainable parameter."""
+    net.zero_grad(set_to_none=True)
+    try:
+        loss.backward()
+    except Exception as err:  # noqa: BLE001
+        fail(f"loss.backward() raised {type(err).__name__}: {err}")
+    params = net.trainable_parameters()
+    missing = [n for n, p in params if p.grad is None]
+    if missing:
+        fail(f"no gradient reached {missing}: are these layers used in forward()?")
+    bad = [n for n, p in params if not torch.isfinite(p.grad).all()]
+    if bad:
+        fail(f"non-finite (NaN or inf) gradient in {bad}")
+    zero = [n for n, p in params if not p.grad.abs().sum() > 0]
+    if zero:
+        fail(f"the gradient of {zero} is exactly zero: is something detached or multiplied by 0?")
+
+
+def assert_device_follows_input(net: GraphNet, what: str = "Net") -> None:
+    """The network puts every tensor it creates on its input's device (checked without a GPU).
+
+    The grader exports the network on PyTorch's ``meta`` device: a tensor made in ``forward`` without
+    ``device=x.device``, a ``.cuda()``/``.cpu()`` call, or a tensor attribute that ``.to(device)`` does not
+    move makes that fail, and the graph then remembers a fixed device.
+    """
+    if net.device_error:
+        fail(f"{what} does not follow its input's device: {net.device_error}")
+    fixed = [f for graph in net.graphs.values() for f in graph.fixed_devices()]
+    if fixed:
+        fail(f"{what} does not follow its input's device: {sorted(set(fixed))[0]}; create tensors with "
+             "device=x.device (or x.new_zeros(...)) and layers in __init__")
+
+
+def assert_runs_on(net: GraphNet, device: str, example: torch.Tensor, what: str = "Net") -> None:
+    """Run forward and backward of ``net`` on ``device`` (a real one: CUDA); the output stays there."""
+    target = torch.device(device)
+    net = net.to(target)
+    out = run(f"{what}.forward on {device}", net, example.to(target))
+    if out.device.type != target.type:
+        fail(f"forward on {device!r} returned a tensor on {out.device}")
+    try:
+        out.float().sum().backward()
+    except Exception as err:  # noqa: BLE001
+        fail(f"backward on {device!r} raised {type(err).__name__}: {err}")
+
+
+def mode(net: GraphNet, training: bool) -> GraphNet:
+    net.train(training)
+    return net
+
+
+def call_value(value, what: str):
+    """A recorded value, or a failure that says what went wrong when the step raised or returned no data."""
+    if isinstance(value, Raised):
+        if value.type == "NotImplementedError":
+            fail(f"{what}: not written yet (NotImplementedError: {value.message})")
+        fail(f"{what} raised {value.type}: {value.message}" + (
+            f" (at {value.origin})" if value.origin and not value.origin.startswith("library:") else ""))
+    return value
+
+
+def numpy_array(value, what: str, shape=None, dtype: str | None = "float64") -> torch.Tensor:
+    """A recorded numpy array as a torch tensor; fail if it is another type, shape or dtype."""
+    value = call_value(value, what)
+    if not isinstance(value, ArrayValue) or value.type != "numpy.ndarray":
+        kind = value.type if isinstance(value, ArrayValue) else (
+            value.kind if isinstance(value, Unrepresentable) else type(value).__name__)
+        fail(f"{what} returned a {kind}; expected a numpy.ndarray (numpy only)")
+    array = value.array
+    if shape is not None and tuple(array.shape) != tuple(shape):
+        fail(f"{what}: expected shape {tuple(shape)}, got {tuple(array.shape)}")
+    if dtype is not None and array.dtype.name != dtype:
+        fail(f"{what}: expected dtype {dtype} (the dtype of the input), got {array.dtype}")
+    return torch.from_numpy(np.array(array, copy=True))
+
+
+def relative_error(got: torch.Tensor, expected: torch.Tensor) -> float:
+    """``max |got - expected| / max |expected|`` (the denominator at least 1e-12)."""
+    return float((got - expected).abs().max() / expected.abs().max().clamp_min(1e-12))
+
+
+def assert_close(got: torch.Tensor, expected: torch.Tensor, what: str, rtol: float = 1e-10, hint: str = "") -> None:
+    """Fail unless ``got`` has ``expected``'s shape and a relative error below ``rtol``."""
+    if tuple(got.shape) != tuple(expected.shape):
+        fail(f"{what}: expected shape {tuple(expected.shape)}, got {tuple(got.shape)}")
+    if not torch.isfinite(got).all():
+        fail(f"{what}: contains NaN or inf")
+    if got.numel() == 0:
+        return
+    error = relative_error(got, expected)
+    if not error < rtol:
+        difference = (got - expected).abs()
+        index = tuple(int(i) for i in torch.nonzero(difference == difference.max())[0])
+        fail(f"{what}: relative error {error:.2e} (allowed {rtol:.0e}); the largest difference is at index {index}. "
+             f"{hint}".strip())
+
+
+def first_mismatch(rows) -> str | None:
+    """Given ``(layer, expected_shape, actual_shape)`` rows, describe the first that differs, else ``None``."""
+    for index, (layer, expected, actual) in enumerate(rows):
+        if tuple(expected) != tuple(actual):
+            return f"row {index} ({layer}): expected shape {tuple(expected)}, got {tuple(actual)}"
+    return None
+
+
+def fresh(factory: Callable[[], GraphNet]) -> GraphNet:
+    """``factory()`` (a fixture's network builder), for symmetry with the tests' other helpers."""
+    return factory()
+
+
+__all__ = [
+    "assert_close", "assert_device_follows_input", "assert_dtype", "assert_gradients_flow", "assert_log_probabilities",
+    "assert_parameter_count", "assert_runs_on", "assert_shape", "call_value", "count_parameters", "fail",
+    "first_mismatch", "inline_layers", "layer_name", "locate", "mode", "nn", "numpy_array", "relative_error", "run",
+]
+
+
+def assert_layers_only(net: GraphNet, what: str = "Net") -> None:
+    """The accuracy checks judge networks of layers: every tensor ``net`` holds is a layer's weight or statistic.
+
+    A tensor used any other way (a table of images, a matrix multiplied in by hand) would bring data
+    of its own into the predictions, so the network's accuracy would not be its layers' work.
+    """
+    from .graph import foreign_state
+
+    odd = foreign_state(net)
+    if odd:
+        shown = ", ".join(f"{name} (read by {use})" for name, use in odd[:3])
+        fail(f"{what} holds tensors that are not weights of its layers: {shown}. The accuracy checks judge "
+             "networks built from layers (nn.Linear, nn.Conv2d, nn.BatchNorm...) only")
