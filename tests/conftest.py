@@ -40,16 +40,35 @@ def released(tmp_path_factory, assignments):
 
 
 @pytest.fixture(scope="session")
-def submissions(released, assignments, data_dir, tmp_path_factory):
-    """The reference and the untouched-stub submission of every assignment, built as a student would."""
+def build_submissions(released, data_dir, tmp_path_factory):
+    """``build_submissions(*names)``: the reference and the untouched-stub submissions of these assignments,
+    built as a student would (once per session), in one folder; returns that folder."""
     from autograder.assign.submission import build_submission
 
     folder = tmp_path_factory.mktemp("submissions")
-    for config in assignments:
-        for kind in ("reference", "stub"):
-            build_submission(config, released[config.name], folder / f"{config.name}-{kind}.zip",
-                             kind=kind, data_dir=data_dir)
-    return folder
+
+    def _build(*names):
+        for name in names:
+            config = load_assignment(name)
+            for kind in ("reference", "stub"):
+                target = folder / f"{name}-{kind}.zip"
+                if not target.is_file():
+                    build_submission(config, released[name], target, kind=kind, data_dir=data_dir)
+        return folder
+
+    return _build
+
+
+@pytest.fixture(scope="session")
+def mlp_submissions(build_submissions):
+    """The mlp reference and stub submissions (``mlp-reference.zip``, ``mlp-stub.zip``)."""
+    return build_submissions("mlp")
+
+
+@pytest.fixture(scope="session")
+def submissions(build_submissions, assignments):
+    """The reference and the untouched-stub submission of every assignment, built as a student would."""
+    return build_submissions(*[config.name for config in assignments])
 
 
 def pytest_configure(config):

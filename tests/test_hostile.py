@@ -1,29 +1,30 @@
-"""The corpus of hostile and broken submissions (tests/hostile.py), graded as one batch with -j 2.
+"""The corpus of hostile and broken submissions (tests/hostile.py), graded as one batch with -j 2, per sandbox.
 
-Each ends with the score it earned (zero for a cheat) and a clear message, and the reference graded in
-the same batch keeps its full marks.
+Each case ends with the score it earned (zero for what it faked) and a clear message; nothing leaks;
+the reference graded in the same batch keeps its full marks; no process outlives the batch. The whole
+corpus runs under bubblewrap, and the cases whose defence depends on the sandbox run again in the
+unprivileged-user mode (the grader is root without bubblewrap: Docker, Gradescope). Where a mode is not
+available the tests fail under CI (``$CI`` set) and skip elsewhere, saying why.
 """
-import hashlib
 import json
+import os
 import socket
 import threading
+import time
+import zipfile
+from pathlib import Path
 
-import numpy as np
 import pytest
 
-from autograder.config import GradingSpec, KIT_ROOT
+from autograder.config import KIT_ROOT, GradingSpec, load_assignment
 from autograder.grade import grade_path
-from autograder.grade.sandbox import available_mode
-from hostile import EXPECT, Corpus
-from mnistkit.data import load_mnist, resolve_data_dir
+from autograder.grade.sandbox import USER_UIDS, _bwrap_works
+from autograder.grade.signing import KEY_FILE, load_key, verify
+from hostile import EXPECT, FAKED, SANDBOX_CASES, Corpus
+from mnistkit.data import load_mnist
 
 pytestmark = pytest.mark.slow
-
-
-def _label_table(data_dir) -> dict[str, int]:
-    images, labels = load_mnist(train=False, data_dir=data_dir)
-    flat = images.reshape(len(labels), -1).numpy()
-    return {hashlib.sha1(bytes(row)).hexdigest()[:12]: int(y) for row, y in zip(flat, labels.tolist())}
+LIMITS = GradingSpec(timeout_per_test=30, timeout_total=120, memory_gb=6)
 
 
 class _Listener:
@@ -53,34 +54,101 @@ class _Listener:
         self.server.close()
 
 
-@pytest.fixture(scope="module")
-def hostile_batch(submissions, data_dir, tmp_path_factory):
-    if available_mode() != "bwrap":
-        pytest.skip("bubblewrap is not installed here: the file-system cheats are only contained under bwrap")
-    folder = tmp_path_factory.mktemp("hostile")
-    out = tmp_path_factory.mktemp("hostile-out")
+def _require(mode: str) -> None:
+    reason = None
+    if mode == "bwrap" and not _bwrap_works():
+        reason = "bubblewrap is not installed or cannot run here (apt install bubblewrap)"
+    if mode == "user" and os.geteuid() != 0:
+        reason = "the user mode needs the grader to run as root"
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"the {mode} sandbox must be tested in CI: {reason}")
+        pytest.skip(reason)
+
+
+def _stub_text() -> str:
+    from autograder.assign.strip import strip_solutions
+
+    config = load_assignment("mlp")
+    return strip_solutions((config.solution_dir / "mlp.py").read_text())
+
+
+def _probes_alive() -> list[int]:
+    """Processes still running the probe (of any submission), or of a sandbox uid."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes()
+            owner = entry.stat().st_uid
+        except OSError:
+            continue
+        if b"mnistkit.probe" in command or USER_UIDS[0] <= owner < USER_UIDS[1]:
+            found.append(int(entry.name))
+    return found
+
+
+MODES = ["bwrap", "user"]
+CASES = [(mode, case) for mode in MODES for case in sorted(EXPECT) if mode == "bwrap" or case in SANDBOX_CASES]
+
+
+def _grade_batch(mode, mlp_submissions, data_dir, tmp_path_factory):
+    _require(mode)
+    folder = tmp_path_factory.mktemp(f"hostile-{mode}")
+    out = tmp_path_factory.mktemp(f"hostile-{mode}-out")
     listener = _Listener()
-    labels_file = resolve_data_dir(data_dir) / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
-    context = {"out_dir": str(out), "solution": str(KIT_ROOT / "solutions" / "mlp" / "mlp.py"),
-               "labels": str(labels_file), "port": listener.port, "label_table": _label_table(data_dir)}
-    Corpus(submissions / "mlp-reference.zip", context).build(folder)
-    (folder / "zz-reference.zip").write_bytes((submissions / "mlp-reference.zip").read_bytes())
-    limits = GradingSpec(timeout_per_test=60, timeout_total=120, memory_gb=6)
+    images, labels = load_mnist(train=False, data_dir=data_dir)
+    config = load_assignment("mlp")
+    context = {"out_dir": str(out), "solution": str(config.solution_dir / "mlp.py"),
+               "hidden_test": str(config.hidden_tests()[0]), "key_file": str(out / KEY_FILE),
+               "port": listener.port, "kit": str(KIT_ROOT), "data_dir": str(Path(data_dir).resolve()),
+               "stub": _stub_text(), "test_images": images, "test_labels": labels}
+    names = None if mode == "bwrap" else set(SANDBOX_CASES)
+    Corpus(mlp_submissions / "mlp-reference.zip", context).build(folder, names)
+    (folder / "zz-reference.zip").write_bytes((mlp_submissions / "mlp-reference.zip").read_bytes())
+    previous = os.environ.get("MNISTKIT_SANDBOX")
+    os.environ["MNISTKIT_SANDBOX"] = mode
     try:
-        outcomes = grade_path(folder, out_dir=out, assignment="mlp", data_dir=data_dir, jobs=2, grading=limits)
+        outcomes = grade_path(folder, out_dir=out, assignment="mlp", data_dir=data_dir, jobs=2, grading=LIMITS)
     finally:
         listener.close()
-    return out, {o.name: o for o in outcomes}, listener, context
+        if previous is None:
+            os.environ.pop("MNISTKIT_SANDBOX")
+        else:
+            os.environ["MNISTKIT_SANDBOX"] = previous
+    time.sleep(2)  # a process that escaped would keep writing for 40 s
+    return mode, out, {o.name: o for o in outcomes}, listener
+
+
+@pytest.fixture(scope="module")
+def bwrap_batch(mlp_submissions, data_dir, tmp_path_factory):
+    return _grade_batch("bwrap", mlp_submissions, data_dir, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def user_batch(mlp_submissions, data_dir, tmp_path_factory):
+    return _grade_batch("user", mlp_submissions, data_dir, tmp_path_factory)
+
+
+@pytest.fixture
+def hostile_batch(request):
+    """The corpus graded in the sandbox mode the test is parametrized with (``mode``), once per module."""
+    return request.getfixturevalue(f"{request.node.callspec.params['mode']}_batch")
+
+
+def _results(out, name):
+    return json.loads((out / name / "results.json").read_text())
 
 
 def _text(out, name):
-    results = json.loads((out / name / "results.json").read_text())
+    results = _results(out, name)
     return results["output"] + "\n" + "\n".join(t["output"] for t in results["tests"])
 
 
-@pytest.mark.parametrize("case", sorted(EXPECT))
-def test_hostile_case_gets_its_score_and_message(hostile_batch, case):
-    out, outcomes, _, _ = hostile_batch
+@pytest.mark.parametrize("mode, case", CASES, ids=[f"{mode}-{case}" for mode, case in CASES])
+def test_hostile_case_gets_its_score_and_message(hostile_batch, mode, case):
+    _, out, outcomes, _ = hostile_batch
     full = outcomes["zz-reference"].max_score
     expected, text = EXPECT[case]
     score = outcomes[case].score
@@ -88,28 +156,82 @@ def test_hostile_case_gets_its_score_and_message(hostile_batch, case):
         assert score == full, _text(out, case)
     elif expected == "partial":
         assert 0 < score < full, (score, _text(out, case))
+    elif expected == "fakes":
+        faked = [t for t in _results(out, case)["tests"] if t["extra_data"]["nodeid"].split("::")[-1] in FAKED[case]]
+        assert faked and all(t["score"] == 0 for t in faked), [(t["name"], t["score"], t["output"]) for t in faked]
     else:
         assert score == expected, (score, _text(out, case))
     assert text in _text(out, case)
 
 
-def test_hostile_batch_spares_the_reference(hostile_batch):
-    out, outcomes, _, _ = hostile_batch
-    reference = json.loads((out / "zz-reference" / "results.json").read_text())
+@pytest.mark.parametrize("mode", MODES)
+def test_hostile_batch_spares_the_reference(hostile_batch, mode):
+    mode, out, outcomes, _ = hostile_batch
+    reference = _results(out, "zz-reference")
     assert outcomes["zz-reference"].score == outcomes["zz-reference"].max_score == reference["score"]
-    assert reference["extra_data"]["isolation"].startswith("bubblewrap")
+    assert reference["extra_data"]["sandbox"] == mode
+    assert verify(reference, load_key(out)), "the reference's results were rewritten by someone else"
     assert not (out / "planted.txt").exists()
 
 
-def test_hostile_network_was_never_reached(hostile_batch):
-    _, _, listener, _ = hostile_batch
+@pytest.mark.parametrize("mode", MODES)
+def test_hostile_nothing_outlives_the_batch(hostile_batch, mode):
+    mode, out, outcomes, _ = hostile_batch
+    assert not _probes_alive()
+    survivor = _results(out, "cheat-survives-the-run")
+    assert survivor["score"] == outcomes["cheat-survives-the-run"].score and verify(survivor, load_key(out))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_hostile_network_was_never_reached(hostile_batch, mode):
+    _, _, _, listener = hostile_batch
     assert listener.connections == 0
 
 
-def test_hostile_label_table_would_work_on_the_public_images(hostile_batch, data_dir):
-    """The cheat is real: its table knows every public test image, so only the grader's draw defeats it."""
-    _, _, _, context = hostile_batch
+def test_hostile_lookup_tables_would_work_without_the_checks(data_dir):
+    """The nearest-neighbour cheats are real: on the public test images their tables give the right labels."""
     images, labels = load_mnist(train=False, data_dir=data_dir)
-    flat = images.reshape(len(labels), -1).numpy()
-    hits = [context["label_table"].get(hashlib.sha1(bytes(row)).hexdigest()[:12]) for row in flat[:500]]
-    assert hits == labels[:500].tolist()
+    x = (images[:300].reshape(-1, 784).float() / 255 - 0.1307) / 0.3081
+    table = (images.reshape(-1, 784).float() / 255 - 0.1307) / 0.3081
+    nearest = (x @ table.T - 0.5 * (table * table).sum(dim=1)).argmax(dim=1)
+    assert (labels[nearest] == labels[:300]).float().mean() > 0.99
+
+
+def test_resume_regrades_a_forged_result(mlp_submissions, data_dir, tmp_path):
+    """A results.json written by anyone but this grader (a forged score with the right stamp) is not kept."""
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    (batch / "ref.zip").write_bytes((mlp_submissions / "mlp-stub.zip").read_bytes())
+    out = tmp_path / "out"
+    [first] = grade_path(batch, out_dir=out, assignment="mlp", data_dir=data_dir, grading=LIMITS)
+    results = _results(out, "ref")
+    forged = {**results, "score": 33.0}
+    forged["extra_data"] = {**results["extra_data"], "signature": "0" * 64}
+    (out / "ref" / "results.json").write_text(json.dumps(forged))
+    [again] = grade_path(batch, out_dir=out, assignment="mlp", data_dir=data_dir, grading=LIMITS)
+    assert first.score == 0 and again.status == "graded" and again.score == 0
+    assert verify(_results(out, "ref"), load_key(out))
+    [kept] = grade_path(batch, out_dir=out, assignment="mlp", data_dir=data_dir, grading=LIMITS)
+    assert kept.status == "unchanged"
+
+
+def test_hidden_tests_never_enter_the_sandbox(mlp_submissions, tmp_path):
+    """The probe's folders hold the handout, the plan and the student's files: no hidden test, no solution."""
+    from autograder.grade.grade import Batch, Grading, lay_out, unpack
+
+    config = load_assignment("mlp")
+    batch = Batch(tmp_path / "out", tmp_path, None, 1, "bwrap", b"k" * 32)
+    grading = Grading(mlp_submissions / "mlp-reference.zip", config, batch, tmp_path / "g", 1)
+    grading.folder.mkdir()
+    unpack(grading)
+    lay_out(grading)
+    visible = [grading.shared(name) for name in ("plan", "work", "probe-out")]
+    text = "\n".join(p.read_text(errors="replace") for root in visible for p in root.rglob("*") if p.is_file())
+    for hidden in config.hidden_tests():
+        assert hidden.name not in text and not [p for root in visible for p in root.rglob(hidden.name)]
+        for line in hidden.read_text().splitlines():
+            if len(line.strip()) > 40 and line.strip().startswith(("fail(", "pytest.mark", "def test_")):
+                assert line.strip() not in text, line
+    with zipfile.ZipFile(mlp_submissions / "mlp-reference.zip") as archive:
+        assert sorted(p.name for p in (grading.shared("work")).iterdir() if p.suffix in (".py", ".pt")) == sorted(
+            ["mlp.py", "mnist.py", "mnist_agent.pt"]) and "mlp.py" in archive.namelist()

@@ -1,120 +1,98 @@
-"""The grader's process decides: reports only take points away, accuracy needs real predictions."""
-import numpy as np
+"""The judge's report becomes scores: a test earns its points only if the judge reported that it passed."""
+import json
 
-from autograder.config import load_assignment
-from autograder.grade.evaldata import EvalSet
 from autograder.grade.manifest import TestSpec
-from autograder.grade.scoring import score_tests
-
-CONFIG = load_assignment("mlp")
-LABELS = np.arange(100) % 10
-DATA = EvalSet(file=None, labels=LABELS)
+from autograder.grade.scoring import read_reports, score_tests
 
 
-def _spec(name, points=2.0, accuracy=None):
-    return TestSpec(f"tests/t.py::{name}", "t.py", name, name, points, accuracy, False, False)
+def _spec(name, points=2.0, *, hidden=False, bonus=False):
+    return TestSpec(f"tests/t.py::{name}", "t.py", name, f"title of {name}", points, None, False, hidden, bonus)
 
 
-def _passed(name):
-    return [{"nodeid": f"tests/t.py::{name}", "when": w, "outcome": "passed", "message": ""} for w in ("setup", "call", "teardown")]
+def _phases(name, outcomes=("passed", "passed", "passed"), **call):
+    records = [{"nodeid": f"tests/t.py::{name}", "when": when, "outcome": outcome, "message": "", "duration": 0.5}
+               for when, outcome in zip(("setup", "call", "teardown"), outcomes)]
+    if len(records) > 1:
+        records[1].update(call)
+    return records
 
 
-def _score(specs, records, evidence):
+def _score(specs, records, ended="the judge was stopped after the 600 s time limit"):
     reports = {}
-    for r in records:
-        reports.setdefault(r["nodeid"], []).append(r)
-    return score_tests(specs, reports, config=CONFIG, data=DATA, evidence=evidence, ended="killed")
+    for record in records:
+        reports.setdefault(record["nodeid"], []).append(record)
+    return score_tests(specs, reports, ended=ended)
 
 
-def test_scoring_passed_test_earns_its_points(tmp_path):
-    [result] = _score([_spec("test_a")], _passed("test_a"), tmp_path)
-    assert (result.score, result.status) == (2.0, "passed")
+def test_scoring_passed_test_earns_its_points():
+    [result] = _score([_spec("test_a")], _phases("test_a"))
+    assert (result.score, result.status, result.message, result.seconds) == (2.0, "passed", "", 1.5)
 
 
-def test_scoring_unreported_test_earns_nothing_and_says_why(tmp_path):
-    [result] = _score([_spec("test_a")], [], tmp_path)
-    assert (result.score, result.status, result.message) == (0.0, "not run", "did not finish: killed")
+def test_scoring_unreported_test_earns_nothing_and_says_why():
+    [result] = _score([_spec("test_a")], [], ended="killed by SIGKILL")
+    assert (result.score, result.status, result.message) == (0.0, "not run", "did not finish: killed by SIGKILL")
 
 
-def test_scoring_reported_pass_of_unknown_test_is_ignored(tmp_path):
-    results = _score([_spec("test_a")], _passed("test_forged"), tmp_path)
-    assert [r.score for r in results] == [0.0]
+def test_scoring_pass_without_teardown_is_not_finished():
+    [result] = _score([_spec("test_a")], _phases("test_a")[:2], ended="killed")
+    assert (result.score, result.status) == (0.0, "not run")
 
 
-def test_scoring_failed_teardown_fails_the_test(tmp_path):
-    records = _passed("test_a")
-    records[2] = {**records[2], "outcome": "failed", "message": "boom"}
-    [result] = _score([_spec("test_a")], records, tmp_path)
-    assert result.score == 0 and "boom" in result.message
+def test_scoring_reported_pass_of_an_unknown_test_is_ignored():
+    results = _score([_spec("test_a")], _phases("test_forged"))
+    assert [(r.spec.function, r.score) for r in results] == [("test_a", 0.0)]
 
 
-def test_scoring_accuracy_pass_without_predictions_earns_nothing(tmp_path):
-    [result] = _score([_spec("test_acc", accuracy="trained")], _passed("test_acc"), tmp_path)
-    assert result.score == 0 and result.message == "no predictions were recorded"
+def test_scoring_failed_call_gives_its_message():
+    [result] = _score([_spec("test_a")], _phases("test_a", ("passed", "failed", "passed"),
+                                                    message="output: expected shape (64, 10), got (64, 50)"))
+    assert (result.score, result.status, result.message) == (0.0, "failed", "output: expected shape (64, 10), got (64, 50)")
 
 
-def test_scoring_accuracy_is_computed_here_from_the_predictions(tmp_path):
-    good = LABELS.copy()
-    good[:5] = (good[:5] + 1) % 10  # 95% right
-    np.save(tmp_path / "test_acc.npy", good)
-    [result] = _score([_spec("test_acc", accuracy="trained")], _passed("test_acc"), tmp_path)
-    assert result.score == 2.0 and "accuracy 95.00%" in result.message
-    np.save(tmp_path / "test_acc.npy", np.zeros(100, dtype=np.int64))
-    [result] = _score([_spec("test_acc", accuracy="trained")], _passed("test_acc"), tmp_path)
-    assert result.score == 0 and "accuracy 10.00%" in result.message
+def test_scoring_failed_setup_or_teardown_fails_the_test():
+    records = _phases("test_a", ("failed",))
+    records[0]["message"] = "make_net: Net() raised ValueError"
+    [result] = _score([_spec("test_a")], records)
+    assert (result.score, result.status, result.message) == (0.0, "failed", "make_net: Net() raised ValueError")
+    records = _phases("test_a", ("passed", "passed", "failed"))
+    records[2]["message"] = "boom"
+    [result] = _score([_spec("test_a")], records)
+    assert (result.score, result.status, result.message) == (0.0, "failed", "error after the test: boom")
 
 
-def test_scoring_rejects_predictions_of_the_wrong_shape_or_type(tmp_path):
-    np.save(tmp_path / "test_acc.npy", LABELS[:50])
-    [result] = _score([_spec("test_acc", accuracy="trained")], _passed("test_acc"), tmp_path)
-    assert result.score == 0 and "expected 100 integer predictions" in result.message
-    np.save(tmp_path / "test_acc.npy", np.array([object()] * 100))
-    [result] = _score([_spec("test_acc", accuracy="trained")], _passed("test_acc"), tmp_path)
-    assert result.score == 0
+def test_scoring_skipped_test_earns_nothing():
+    records = _phases("test_gpu", ("passed", "skipped", "passed"), message="no CUDA here")
+    [result] = _score([_spec("test_gpu")], records)
+    assert (result.score, result.status, result.message) == (0.0, "skipped", "skipped: no CUDA here")
 
 
-def test_eval_set_is_shuffled_noisy_and_repeatable():
-    from autograder.grade.evaldata import NOISE, perturb
-
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, size=(50, 28, 28), dtype=np.uint8)
-    labels = np.arange(50)
-    a_images, a_labels = perturb(images, labels, seed=1)
-    b_images, b_labels = perturb(images, labels, seed=1)
-    c_images, c_labels = perturb(images, labels, seed=2)
-    assert np.array_equal(a_images, b_images) and np.array_equal(a_labels, b_labels)
-    assert not np.array_equal(a_labels, c_labels)
-    assert sorted(a_labels) == list(range(50))
-    originals = images[a_labels].astype(int)
-    assert not any(np.array_equal(a_images[i], images[a_labels[i]]) for i in range(50)), "every image must change"
-    assert np.abs(a_images.astype(int) - originals).max() <= NOISE
+def test_scoring_keeps_the_properties_of_the_call():
+    [result] = _score([_spec("test_acc")], _phases("test_acc", properties={"accuracy": 0.97}))
+    assert result.properties == {"accuracy": 0.97}
+    assert result.to_gradescope(1)["extra_data"]["accuracy"] == 0.97
 
 
-def test_scoring_zeroes_everything_when_tools_were_replaced(tmp_path):
-    records = _passed("test_a") + [{**_passed("test_b")[1], "tampered": "pytest.fail"}]
-    results = _score([_spec("test_a"), _spec("test_b")], records, tmp_path)
-    assert [r.score for r in results] == [0.0, 0.0]
-    assert all("replaced testing tools (pytest.fail)" in r.message for r in results)
+def test_scoring_gradescope_entries_show_points_visibility_and_bonus():
+    results = _score([_spec("test_a"), _spec("test_h", 3.0, hidden=True), _spec("test_b", 1.0, bonus=True)],
+                     _phases("test_a") + _phases("test_h", ("passed", "failed", "passed"), message="wrong")
+                     + _phases("test_b"))
+    a, h, b = [r.to_gradescope(i) for i, r in enumerate(results, 1)]
+    assert a == {"name": "title of test_a", "number": "1", "score": 2.0, "max_score": 2.0, "status": "passed",
+                 "output": "passed", "visibility": "visible",
+                 "extra_data": {"nodeid": "tests/t.py::test_a", "outcome": "passed", "seconds": 1.5, "points": 2.0,
+                                "bonus": False}}
+    assert (h["score"], h["max_score"], h["status"], h["output"], h["visibility"]) == (
+        0.0, 3.0, "failed", "wrong", "after_published")
+    assert (b["name"], b["score"], b["max_score"]) == ("title of test_b (bonus)", 1.0, 0.0)
 
 
-def test_scoring_judges_the_eval_subset_sample_the_student_predicted(tmp_path):
-    import dataclasses
-
-    from mnistkit.data import sample_indices
-
-    check = dataclasses.replace(CONFIG.accuracy["trained"], eval_subset=20)
-    config = dataclasses.replace(CONFIG, accuracy={**CONFIG.accuracy, "trained": check})
-    picked = sample_indices(len(LABELS), 20).numpy()
-    assert len(set(picked.tolist())) == 20 and list(picked) != list(range(20))  # a sample, not the first 20
-    assert (sample_indices(len(LABELS), 20).numpy() == picked).all()  # the same in every process
-    np.save(tmp_path / "test_acc.npy", LABELS[picked])
-    reports = {r["nodeid"]: [] for r in _passed("test_acc")}
-    for r in _passed("test_acc"):
-        reports[r["nodeid"]].append(r)
-    [result] = score_tests([_spec("test_acc", accuracy="trained")], reports, config=config, data=DATA,
-                           evidence=tmp_path, ended="killed")
-    assert result.score == 2.0 and "accuracy 100.00% on the 20 evaluation images" in result.message
-    np.save(tmp_path / "test_acc.npy", LABELS[:20])  # the first 20 instead of the sample: mostly wrong
-    [result] = score_tests([_spec("test_acc", accuracy="trained")], reports, config=config, data=DATA,
-                           evidence=tmp_path, ended="killed")
-    assert result.score == 0
+def test_scoring_read_reports_skips_unreadable_lines(tmp_path):
+    path = tmp_path / "report.jsonl"
+    assert read_reports(path) == {}
+    lines = [json.dumps(r) for r in _phases("test_a")] + ["{half a line", json.dumps({"when": "call"}), "[]"]
+    path.write_text("\n".join(lines) + "\n")
+    reports = read_reports(path)
+    assert list(reports) == ["tests/t.py::test_a"] and len(reports["tests/t.py::test_a"]) == 3
+    [result] = score_tests([_spec("test_a")], reports, ended="")
+    assert result.score == 2.0

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mnistkit.data import MNISTUnavailableError
-from mnistkit.probe import Plan, load_plan
+from mnistkit.probe import FINISHED, Plan, load_plan
 
 from .. import __version__
 from ..config import (
@@ -248,8 +248,9 @@ def run_probe(g: Grading) -> None:
                               mounts=Mounts(writable=(g.shared("probe-out"),), readable=(g.shared("plan"),)),
                               log_file=g.path("probe.log"))
     run = g.probe_run
-    if run.timed_out or run.returncode != 0:
-        g.probe_ended = run.describe_end()
+    finished = (g.shared("probe-out") / FINISHED).is_file()
+    if run.timed_out or run.returncode != 0 or not finished:
+        g.probe_ended = run.describe_end() + ("" if run.timed_out or run.returncode != 0 else " before the probe finished")
         g.notes.append(f"Note: the probe of your code ended early ({run.describe_end()}); the checks of what it "
                        "had not computed score 0.")
     try:

@@ -183,6 +183,7 @@ class _Cgroups:
 
     def __init__(self, limits: Limits):
         self.dirs: list[Path] = []
+        self.sweep()
         name = f"mnistkit-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         for controller, settings in (("pids", {"pids.max": str(limits.processes)}),
                                      ("memory", {"memory.limit_in_bytes": str(limits.memory_bytes)})):
@@ -196,6 +197,18 @@ class _Cgroups:
                     folder.rmdir()
                 continue
             self.dirs.append(folder)
+
+    @classmethod
+    def sweep(cls) -> None:
+        """Remove the empty cgroups of graders that were killed before they could remove their own."""
+        for controller in ("pids", "memory"):
+            for folder in (cls.ROOT / controller).glob("mnistkit-*"):
+                owner = folder.name.split("-")[1]
+                if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+                    try:
+                        folder.rmdir()
+                    except OSError:
+                        pass
 
     def describe(self) -> str:
         kinds = [d.parent.name for d in self.dirs]

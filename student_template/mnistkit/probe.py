@@ -39,6 +39,7 @@ import numpy as np
 PLAN_SCHEMA = "mnistkit-plan/1"
 RESULT_SCHEMA = "mnistkit-result/1"
 PLAN_FILE = "plan.json"
+FINISHED = "finished"  # written by the probe after its last item: a probe without it ended early
 PLAN_ARRAYS = "plan.safetensors"
 MAX_TEXT = 2000
 MAX_VALUE_DEPTH = 6
@@ -451,6 +452,7 @@ def run_plan(plan: Plan, out_dir: Path, *, timeouts: bool = True, log=None) -> N
             _write_atomic(folder / "result.json", json.dumps(record).encode())
             if log:
                 log(item.id, record)
+        _write_atomic(out_dir / FINISHED, b"")
     finally:
         if timeouts:
             signal.signal(signal.SIGALRM, previous)

@@ -147,7 +147,7 @@ class Probe:
         except (ProbeFailed, ResultError) as err:
             message = str(err)
         except ValueError as err:  # NetworkFormatError: data that is not of the schema
-            message = f"{item_id}: the recorded network cannot be used ({err})"
+            message = f"the network {item_id!r} cannot be graded: {err}"
         pytest.fail(message, pytrace=False)
 
     def network(self, item_id: str):

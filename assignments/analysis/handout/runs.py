@@ -8,7 +8,7 @@ You do not need to change anything here. The pieces:
   numbers on the same machine (it pins torch to one thread while it runs).
 * :func:`read_results` / :func:`append_row` / :func:`check_row`: the results file, JSON lines
   (``results.jsonl``: one JSON object per line, one line per run).
-* :func:`load_grid`: the runs that ``grid.toml`` asks for.
+* :func:`load_grid`: the runs that ``grid.toml`` asks for; :func:`choose_runs`: the ones the grader re-runs.
 
 A row of ``results.jsonl`` looks like this (one line in the file; wrapped here)::
 
@@ -29,10 +29,12 @@ after the epoch (in eval mode) on the ``val_size`` held-out training images.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
 import platform
+import random
 import time
 from dataclasses import dataclass
 from itertools import product
@@ -438,3 +440,26 @@ def grid_runs(studies: dict[str, Study]) -> list[tuple[RunConfig, int]]:
                 seen.add(key)
                 runs.append((config, seed))
     return runs
+
+
+def rerun_candidates(studies: dict[str, Study]) -> list[tuple[RunConfig, int]]:
+    """The runs the honesty check may re-train: one epoch at a learning rate of at most 0.001, width <= 100.
+
+    Only these: their numbers barely move when the arithmetic differs a little (another CPU, another
+    number of threads), so a re-run on the grader's machine reproduces an honest row closely. At larger
+    learning rates or over several epochs, rounding differences grow as much as changing the seed would.
+    """
+    runs = []
+    for name in ("lr", "depth"):
+        for config, seed in studies[name].runs:
+            if config.epochs == 1 and config.lr <= 0.001 and config.width <= 100 and config.train_size == 0:
+                runs.append((config, seed))
+    return runs
+
+
+def choose_runs(studies: dict[str, Study], count: int, salt: str) -> list[tuple[RunConfig, int]]:
+    """``count`` of the :func:`rerun_candidates` picked at random, reproducibly from ``salt``."""
+    candidates = {run_key(c, s): (c, s) for c, s in rerun_candidates(studies)}
+    keys = sorted(candidates)
+    rng = random.Random(hashlib.sha256(salt.encode("utf-8")).hexdigest())
+    return [candidates[k] for k in rng.sample(keys, min(count, len(keys)))]

@@ -1,186 +1,194 @@
 """Visible tests of the analysis assignment. Run them with `pytest` in the handout folder.
 
-The grader runs these and more (hidden) tests of the same contract; see README.md for the points.
+The grader runs these and more (hidden) tests of the same contract; see README.md for the points. Your
+analysis.py reaches the tests as the grader sees it: its networks exported with torch.export and its
+functions' results recorded by the probe (tests/plan.py says what it computes), so what passes here
+passes there.
 """
 import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import checks
 import plots as kit_plots
 import runs as kit_runs
-from mnistkit.testing import (
+from analysis_contract import (
+    FUNCTIONS, MODULES, expect_value_error, layers, linear_layers, module_names, modules_hint, number_of, root_type,
+    train_probe_network,
+)
+from mnistkit.checks import (
+    assert_device_follows_input,
     assert_dtype,
     assert_gradients_flow,
+    assert_layers_only,
+    assert_log_probabilities,
     assert_parameter_count,
-    assert_runs_on_device,
+    assert_runs_on,
     assert_shape,
-    call_student,
+    fail,
+    run,
 )
+from mnistkit.layers import layer_problems, token
+from mnistkit.tracing import trace_forward
 
-EXPECTED_MODULES = {
-    "relu": (torch.nn.ReLU, {}),
-    "tanh": (torch.nn.Tanh, {}),
-    "sigmoid": (torch.nn.Sigmoid, {}),
-    "leakyrelu": (torch.nn.LeakyReLU, {"negative_slope": 0.01}),
-}
+ACTIVATION_INPUT = torch.tensor([[-3.0, -0.5, 0.0, 0.5, 3.0], [-100.0, -1e-3, 1e-3, 2.0, 100.0]])
 
 
 # ------------------------------------------------------------------------------------------ the builder
 @pytest.mark.points(1)
-@pytest.mark.parametrize("name", list(EXPECTED_MODULES))
-def test_make_activation_returns_module(analysis, name):
+@pytest.mark.parametrize("name", list(MODULES))
+def test_make_activation_returns_module(probe, name):
     """make_activation(name) returns the matching module (LeakyReLU with slope 0.01)."""
-    module = call_student(f"make_activation({name!r})", analysis.make_activation, name)
-    kind, attributes = EXPECTED_MODULES[name]
-    if type(module) is not kind:
-        pytest.fail(f"make_activation({name!r}): expected an nn.{kind.__name__}, got {type(module).__name__}",
-                    pytrace=False)
-    for attribute, value in attributes.items():
-        if getattr(module, attribute, None) != value:
-            pytest.fail(f"make_activation({name!r}): expected {attribute}={value}, got "
-                        f"{getattr(module, attribute, None)}", pytrace=False)
+    net = probe.network(f"act/{name}")
+    what = f"make_activation({name!r})"
+    trace = trace_forward(net.eval(), ACTIVATION_INPUT)
+    if trace.error:
+        fail(f"{what}: the module's forward raised {trace.error}")
+    acts = [op for op in trace.layers() if op.kind == "act"]
+    others = [token(op) for op in trace.layers() if op.kind != "act"]
+    got = root_type(net)
+    if len(acts) != 1 or acts[0].word() != MODULES[name] or others:
+        computes = ", ".join(token(op) for op in trace.layers()) or "nothing"
+        fail(f"{what}: expected an nn.{MODULES[name]}, got {got} (its forward computes {computes})")
+    if name == "leakyrelu" and acts[0].params["negative_slope"] != 0.01:
+        fail(f"{what}: expected negative_slope=0.01, got {acts[0].params['negative_slope']:g}")
+    expected = FUNCTIONS[name](ACTIVATION_INPUT)
+    if not isinstance(trace.output, torch.Tensor) or not torch.allclose(trace.output, expected, atol=1e-6):
+        fail(f"{what}: the module's output for {ACTIVATION_INPUT[0].tolist()} is not nn.{MODULES[name]}'s "
+             f"{[round(v, 4) for v in expected[0].tolist()]}")
 
 
 @pytest.mark.points(1)
-def test_make_activation_rejects_unknown_name(analysis):
+def test_make_activation_rejects_unknown_name(probe):
     """make_activation raises ValueError for a name it does not know."""
-    checks.expect_value_error("make_activation('swish')", analysis.make_activation, "swish")
+    expect_value_error(probe.steps("invalid").get("make_activation/swish"), "make_activation('swish')")
 
 
 @pytest.mark.points(2)
 @pytest.mark.parametrize("shape", [(16, 1, 28, 28), (16, 784)])
-def test_build_mlp_output_shape(make_mlp, shape):
+def test_build_mlp_output_shape(mlp, shape):
     """build_mlp maps (N, 1, 28, 28) or (N, 784) input to (N, 10) float32 log-probabilities."""
-    net = make_mlp(2, 50, "relu").eval()
-    out = call_student("forward of build_mlp(2, 50, 'relu')", net, torch.randn(*shape))
+    net = mlp("mlp/2x50-relu").eval()
+    out = run("forward of build_mlp(2, 50, 'relu')", net, torch.randn(*shape))
     assert_shape(out, (16, 10), f"output of build_mlp(2, 50, 'relu') for input {shape}")
     assert_dtype(out, torch.float32, "output of build_mlp")
-    sums = out.exp().sum(dim=1)
-    if not torch.allclose(sums, torch.ones_like(sums), atol=1e-4):
-        pytest.fail(f"expected log-probabilities (exp sums to 1 per row, nn.LogSoftmax(dim=1) last), got sums "
-                    f"{[round(s, 4) for s in sums[:4].tolist()]}...", pytrace=False)
+    assert_log_probabilities(out, "output of build_mlp(2, 50, 'relu') (nn.LogSoftmax(dim=1) last)")
 
 
 @pytest.mark.points(2)
-def test_build_mlp_layer_order(make_mlp):
+def test_build_mlp_layer_order(mlp):
     """build_mlp(2, 20, 'tanh', batchnorm=True, dropout=0.3) has its modules in the contract's order."""
-    net = make_mlp(2, 20, "tanh", batchnorm=True, dropout=0.3)
-    if not isinstance(net, torch.nn.Sequential):
-        pytest.fail(f"build_mlp must return an nn.Sequential, got {type(net).__name__}", pytrace=False)
-    hidden = ["Linear", "BatchNorm1d", "Tanh", "Dropout"]
-    expected = ["Flatten", *hidden, *hidden, "Linear", "LogSoftmax"]
-    got = checks.module_types(net)
-    if got != expected:
-        pytest.fail(f"build_mlp(2, 20, 'tanh', batchnorm=True, dropout=0.3): expected modules {expected}, "
-                    f"got {got}", pytrace=False)
+    net = mlp("order/2x20-tanh-bn-do0.3")
+    problems = layer_problems(trace_forward(net.train(), torch.randn(4, 1, 28, 28)), layers(2, 20, "tanh", True, 0.3))
+    if problems:
+        fail(f"build_mlp(2, 20, 'tanh', batchnorm=True, dropout=0.3) in train mode: {problems[0]}"
+             + modules_hint(net, module_names(2, "tanh", True, 0.3)))
 
 
 @pytest.mark.points(2)
 @pytest.mark.parametrize("depth, width", [(1, 10), (3, 20)])
-def test_build_mlp_layer_sizes(make_mlp, depth, width):
+def test_build_mlp_layer_sizes(mlp, depth, width):
     """Hidden layers are all `width` wide: 784 -> width -> ... -> width -> 10."""
-    net = make_mlp(depth, width, "relu")
-    sizes = [(layer.in_features, layer.out_features) for layer in checks.linear_layers(net)]
+    net = mlp(f"sizes/{depth}x{width}-relu").eval()
+    trace = trace_forward(net, torch.randn(2, 1, 28, 28))
+    sizes = [(op.params["in_features"], op.params["out_features"]) for op in trace.layers() if op.kind == "linear"]
     expected = [(784, width)] + [(width, width)] * (depth - 1) + [(width, 10)]
     if sizes != expected:
-        pytest.fail(f"build_mlp({depth}, {width}, 'relu'): expected nn.Linear sizes {expected}, got {sizes}",
-                    pytrace=False)
+        fail(f"build_mlp({depth}, {width}, 'relu'): expected nn.Linear sizes {expected}, got {sizes}"
+             + (f" (forward stopped: {trace.error})" if trace.error else ""))
 
 
 @pytest.mark.points(1)
-def test_expected_parameters_example(analysis, make_mlp):
+def test_expected_parameters_example(probe, mlp):
     """expected_parameters(2, 50) is 42,310 and build_mlp(2, 50, ...) has that many parameters."""
-    got = call_student("expected_parameters(2, 50)", analysis.expected_parameters, 2, 50)
+    got = number_of(probe.steps("expected_parameters").get("2x50"), "expected_parameters(2, 50)")
     if got != 42_310:
-        pytest.fail(f"expected_parameters(2, 50): expected 42,310 (784 -> 50 -> 50 -> 10 with biases), got {got}",
-                    pytrace=False)
-    assert_parameter_count(make_mlp(2, 50, "relu"), 42_310, "Layers: 784 -> 50 -> 50 -> 10, each with a bias.")
+        fail(f"expected_parameters(2, 50): expected 42,310 (784 -> 50 -> 50 -> 10 with biases), got {got}")
+    assert_parameter_count(mlp("mlp/2x50-relu"), 42_310, "Layers: 784 -> 50 -> 50 -> 10, each with a bias.")
 
 
 @pytest.mark.points(1)
-def test_build_mlp_parameters_match_formula(analysis, make_mlp):
+def test_build_mlp_parameters_match_formula(probe, mlp):
     """build_mlp(3, 20, batchnorm=True) has expected_parameters(3, 20, batchnorm=True) parameters."""
-    expected = call_student("expected_parameters(3, 20, batchnorm=True)", analysis.expected_parameters, 3, 20,
-                            batchnorm=True)
-    assert_parameter_count(make_mlp(3, 20, "relu", batchnorm=True), expected,
-                           "build_mlp and expected_parameters disagree.")
+    expected = number_of(probe.steps("expected_parameters").get("3x20-bn"), "expected_parameters(3, 20, batchnorm=True)")
+    assert_parameter_count(mlp("params/3x20-relu-bn"), expected,
+                           "build_mlp(3, 20, 'relu', batchnorm=True) and expected_parameters disagree.")
 
 
 @pytest.mark.points(2)
-def test_build_mlp_gradients_reach_every_parameter(make_mlp):
+def test_build_mlp_gradients_reach_every_parameter(mlp):
     """One backward pass gives every parameter (BatchNorm included) a finite, non-zero gradient."""
-    net = make_mlp(3, 32, "leakyrelu", batchnorm=True, dropout=0.1).train()
-    out = call_student("forward of build_mlp", net, torch.randn(64, 1, 28, 28))
-    loss = torch.nn.functional.nll_loss(out, torch.randint(0, 10, (64,)))
+    net = mlp("grad/3x32-leakyrelu-bn-do0.1").train()
+    out = run("forward of build_mlp(3, 32, 'leakyrelu', batchnorm=True, dropout=0.1)", net, torch.randn(64, 1, 28, 28))
+    loss = F.nll_loss(out, torch.randint(0, 10, (64,)))
     assert_gradients_flow(net, loss)
 
 
 @pytest.mark.points(2)
 @pytest.mark.parametrize("init", ["normal", "xavier", "he"])
-def test_init_weights_statistics(make_mlp, init):
+def test_init_weights_statistics(mlp, init):
     """init='normal' (std 0.02), 'xavier' (uniform, bound sqrt(6/(in+out))), 'he' (std sqrt(2/in)); biases 0."""
-    net = make_mlp(2, 256, "relu", init=init)
-    for layer in checks.linear_layers(net)[:2]:
-        fan_out, fan_in = layer.weight.shape
-        w = layer.weight.detach()
+    what = f"build_mlp(2, 256, 'relu', init={init!r})"
+    for _, w, bias in linear_layers(mlp(f"init/{init}"), what)[:2]:
+        fan_out, fan_in = w.shape
         bound = (6 / (fan_in + fan_out)) ** 0.5  # Xavier's uniform range
         expected_std = {"normal": 0.02, "xavier": bound / 3**0.5, "he": (2 / fan_in) ** 0.5}[init]
         if init == "xavier" and w.abs().max() > bound + 1e-6:
-            pytest.fail(f"init='xavier': weights of nn.Linear({fan_in}, {fan_out}) must lie in [-{bound:.4f}, "
-                        f"{bound:.4f}], found {w.abs().max():.4f}", pytrace=False)
+            fail(f"init='xavier': weights of nn.Linear({fan_in}, {fan_out}) must lie in [-{bound:.4f}, {bound:.4f}], "
+                 f"found {w.abs().max():.4f}")
         if abs(w.std().item() - expected_std) > 0.05 * expected_std or abs(w.mean().item()) > 0.1 * expected_std:
-            pytest.fail(f"init={init!r}: weights of nn.Linear({fan_in}, {fan_out}) should have mean 0 and std "
-                        f"{expected_std:.4f}, got mean {w.mean():.4f} and std {w.std():.4f}", pytrace=False)
-        if layer.bias is not None and layer.bias.detach().abs().max() != 0:
-            pytest.fail(f"init={init!r}: biases must be 0, got values up to {layer.bias.abs().max():.4f}",
-                        pytrace=False)
+            fail(f"init={init!r}: weights of nn.Linear({fan_in}, {fan_out}) should have mean 0 and std "
+                 f"{expected_std:.4f}, got mean {w.mean():.4f} and std {w.std():.4f}")
+        if bias is not None and bias.abs().max() != 0:
+            fail(f"init={init!r}: biases must be 0, got values up to {bias.abs().max():.4f}")
 
 
 @pytest.mark.points(1)
-def test_build_mlp_device_check(analysis):
+def test_build_mlp_device_check(mlp):
     """build_mlp runs forward and backward on the 'meta' device (no GPU needed), BatchNorm and dropout on."""
-    assert_runs_on_device(lambda: analysis.build_mlp(2, 16, "sigmoid", batchnorm=True, dropout=0.2, init="xavier"),
-                          torch.randn(4, 1, 28, 28), "meta")
+    what = "build_mlp(2, 16, 'sigmoid', batchnorm=True, dropout=0.2, init='xavier')"
+    net = mlp("device/2x16-sigmoid-bn-do0.2-xavier")
+    assert_device_follows_input(net, what)
+    assert_runs_on(net.train(), "meta", torch.randn(4, 1, 28, 28), what)
 
 
 @pytest.mark.gpu
 @pytest.mark.points(0)
-def test_build_mlp_runs_on_gpu(analysis):
+def test_build_mlp_runs_on_gpu(mlp):
     """build_mlp runs forward and backward on CUDA."""
-    assert_runs_on_device(lambda: analysis.build_mlp(2, 16, "relu", batchnorm=True, dropout=0.2),
-                          torch.randn(4, 1, 28, 28), "cuda")
+    assert_runs_on(mlp("gpu/2x16-relu-bn-do0.2").train(), "cuda", torch.randn(4, 1, 28, 28),
+                   "build_mlp(2, 16, 'relu', batchnorm=True, dropout=0.2)")
 
 
 @pytest.mark.slow
 @pytest.mark.points(2)
-def test_build_mlp_trains(analysis, mnist_train):
+def test_build_mlp_trains(probe, mlp, mnist_data):
     """Trained by train.py's code for one epoch on 10,000 images, build_mlp(2, 50, 'relu') passes 85% validation accuracy."""
-    images, labels = mnist_train
+    assert_layers_only(mlp("mlp/2x50-relu"), "build_mlp(2, 50, 'relu')")
     config = kit_runs.RunConfig(train_size=10_000, lr=0.003)
-    row = call_student("training build_mlp(2, 50, 'relu')", kit_runs.train_run, config, 0, images, labels,
-                       build=analysis.build_mlp)
+    row = train_probe_network(probe, "mlp/2x50-relu", config, 0, mnist_data[:2] + (None, None),
+                              "training build_mlp(2, 50, 'relu')")
     accuracy = row["history"][-1]["val_acc"]
     if accuracy < 0.85:
-        pytest.fail(f"after one epoch on 10,000 images (Adam, lr 0.003) the validation accuracy is {accuracy:.2%}, "
-                    "below 85% (the reference reaches 89% to 92% over seeds 0-4)", pytrace=False)
+        fail(f"after one epoch on 10,000 images (Adam, lr 0.003) the validation accuracy is {accuracy:.2%}, "
+             "below 85% (the reference reaches 89% to 92% over seeds 0-4)")
 
 
 # ------------------------------------------------------------------------------------------ results.jsonl
 @pytest.mark.points(2)
-def test_results_rows_valid(root):
+def test_results_rows_valid(results_path):
     """Every line of results.jsonl is a valid row: schema, finite losses, accuracies in [0, 1]."""
-    path = root / kit_runs.RESULTS_FILE
-    if not path.is_file():
-        pytest.fail(f"{kit_runs.RESULTS_FILE} not found: run `python sweep.py` to create it", pytrace=False)
-    rows, bad = kit_runs.read_results(path)
+    if not results_path.is_file():
+        fail(f"{kit_runs.RESULTS_FILE} not found: run `python sweep.py` to create it")
+    rows, bad = kit_runs.read_results(results_path)
     if bad:
         shown = "\n".join(f"line {number}: {problem}" for number, problem in bad[:5])
-        pytest.fail(f"{len(bad)} invalid line(s) in {kit_runs.RESULTS_FILE} (`python sweep.py` removes cut-short "
-                    f"lines):\n{shown}", pytrace=False)
+        fail(f"{len(bad)} invalid line(s) in {kit_runs.RESULTS_FILE} (`python sweep.py` removes cut-short "
+             f"lines):\n{shown}")
     if not rows:
-        pytest.fail(f"{kit_runs.RESULTS_FILE} holds no rows: run `python sweep.py`", pytrace=False)
+        fail(f"{kit_runs.RESULTS_FILE} holds no rows: run `python sweep.py`")
 
 
 @pytest.mark.points(3)
@@ -190,81 +198,77 @@ def test_results_cover_grid(studies, results):
     if missing:
         total = len(kit_runs.grid_runs(studies))
         shown = "\n".join(missing[:5])
-        pytest.fail(f"{len(missing)} of the {total} runs of grid.toml are missing from {kit_runs.RESULTS_FILE}: "
-                    f"run `python sweep.py` (it resumes where it stopped). First missing:\n{shown}", pytrace=False)
+        fail(f"{len(missing)} of the {total} runs of grid.toml are missing from {kit_runs.RESULTS_FILE}: "
+             f"run `python sweep.py` (it resumes where it stopped). First missing:\n{shown}")
 
 
 @pytest.mark.slow
 @pytest.mark.points(2)
-def test_results_rerun_matches(analysis, studies, results, mnist_train):
-    """One run of results.jsonl, re-trained with your build_mlp and the same seed, reproduces its row."""
-    checks.check_reruns(analysis, studies, results, mnist_train, checks.choose_runs(studies, 1, "visible"))
+def test_results_rerun_matches(check_reruns):
+    """One run of results.jsonl, re-trained with your build_mlp and the same seed, reproduces its row (test results included)."""
+    check_reruns("visible")
 
 
 # ------------------------------------------------------------------------------------------ plots
 @pytest.mark.points(1)
 @pytest.mark.parametrize("name", kit_plots.FIGURES)
-def test_plot_files_valid(root, name):
+def test_plot_files_valid(submitted, name):
     """plot_<name>.png is a valid PNG image and plot_<name>.json holds figure data (both from plots.py)."""
     png, data = kit_plots.file_names(name)
     for file in (png, data):
-        if not (root / file).is_file():
-            pytest.fail(f"{file} not found: run `python plots.py` after the sweep and submit what it writes",
-                        pytrace=False)
+        if not submitted(file).is_file():
+            fail(f"{file} not found: run `python plots.py` after the sweep and submit what it writes")
     try:
-        checks.png_text_chunks(root / png)
+        checks.png_text_chunks(submitted(png))
     except ValueError as err:
-        pytest.fail(f"{png} is not a valid PNG image: {err}", pytrace=False)
+        fail(f"{png} is not a valid PNG image: {err}")
     try:
-        figure = json.loads((root / data).read_text(encoding="utf-8"))
+        figure = json.loads(submitted(data).read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as err:
-        pytest.fail(f"{data} is not valid JSON: {err}", pytrace=False)
+        fail(f"{data} is not valid JSON: {err}")
     if not isinstance(figure, dict) or not figure.get("panels"):
-        pytest.fail(f"{data} does not hold the figure data that plots.py writes", pytrace=False)
+        fail(f"{data} does not hold the figure data that plots.py writes")
 
 
 @pytest.mark.points(1)
 @pytest.mark.parametrize("name", kit_plots.FIGURES)
-def test_plot_drawn_from_results(root, studies, name):
+def test_plot_drawn_from_results(submitted, results_path, studies, name):
     """plot_<name>.json and .png hold exactly what plots.py draws from the submitted results.jsonl."""
     png, data = kit_plots.file_names(name)
-    if not (root / data).is_file() or not (root / png).is_file():
-        pytest.fail(f"{png} or {data} not found: run `python plots.py`", pytrace=False)
-    rows, _ = kit_runs.read_results(root / kit_runs.RESULTS_FILE)
+    if not submitted(data).is_file() or not submitted(png).is_file():
+        fail(f"{png} or {data} not found: run `python plots.py`")
+    rows, _ = kit_runs.read_results(results_path)
     expected = kit_plots.figure_data(rows, studies)[name]
     try:
-        submitted = json.loads((root / data).read_text(encoding="utf-8"))
+        figure = json.loads(submitted(data).read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError):
-        submitted = None
-    if not checks.same_data(submitted, expected):
-        pytest.fail(f"{data} differs from what plots.py draws from your {kit_runs.RESULTS_FILE}: run "
-                    "`python plots.py` again after your last change to the results and submit its output",
-                    pytrace=False)
+        figure = None
+    if not checks.same_data(figure, expected):
+        fail(f"{data} differs from what plots.py draws from your {kit_runs.RESULTS_FILE}: run `python plots.py` "
+             "again after your last change to the results and submit its output")
     try:
-        stamp = checks.png_text_chunks(root / png).get(kit_plots.FINGERPRINT_KEY, "")
+        stamp = checks.png_text_chunks(submitted(png)).get(kit_plots.FINGERPRINT_KEY, "")
     except ValueError as err:
-        pytest.fail(f"{png} is not a valid PNG image: {err}", pytrace=False)
+        fail(f"{png} is not a valid PNG image: {err}")
     if stamp != kit_plots.FINGERPRINT_PREFIX + kit_plots.fingerprint(expected):
-        pytest.fail(f"{png} was not drawn by plots.py from your current {kit_runs.RESULTS_FILE} (its data "
-                    "fingerprint differs): run `python plots.py` again and submit the new images", pytrace=False)
+        fail(f"{png} was not drawn by plots.py from your current {kit_runs.RESULTS_FILE} (its data fingerprint "
+             "differs): run `python plots.py` again and submit the new images")
 
 
 # ------------------------------------------------------------------------------------------ report
 @pytest.mark.points(2)
-def test_report_answers_every_question(root):
+def test_report_answers_every_question(submitted):
     """report.md answers every question of the template (a few words at least under each)."""
-    missing = checks.unanswered(checks.read_report(root))
+    missing = checks.unanswered(checks.read_report(submitted(checks.REPORT_FILE)))
     if missing:
-        pytest.fail(f"{checks.REPORT_FILE}: no answer under {', '.join(missing)} (write it below the quoted question, "
-                    f"keeping the '## Q<n>' headings of the template; questions: {', '.join(checks.QUESTIONS)})",
-                    pytrace=False)
+        fail(f"{checks.REPORT_FILE}: no answer under {', '.join(missing)} (write it below the quoted question, "
+             f"keeping the '## Q<n>' headings of the template; questions: {', '.join(checks.QUESTIONS)})")
 
 
 @pytest.mark.points(0)
-def test_report_content_graded_by_human(root):
+def test_report_content_graded_by_human(submitted):
     """report.md: its content is graded by a human grader, not by these tests (0 points here)."""
-    missing = checks.unanswered(checks.read_report(root))
+    missing = checks.unanswered(checks.read_report(submitted(checks.REPORT_FILE)))
     if missing:
-        pytest.fail(f"{checks.REPORT_FILE} is not complete yet ({', '.join(missing)} unanswered). Once submitted, a human "
-                    "grader reads and grades your answers; these tests only check that they are there.",
-                    pytrace=False)
+        fail(f"{checks.REPORT_FILE} is not complete yet ({', '.join(missing)} unanswered). Once submitted, a human "
+             "grader reads and grades your answers; these tests only check that they are there.")

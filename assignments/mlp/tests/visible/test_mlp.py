@@ -21,8 +21,10 @@ from mnistkit.checks import (
     run,
 )
 from mnistkit.graph import reinitialise
+from mnistkit.layers import layer_problems
+from mnistkit.tracing import trace_forward
 from mnistkit.train import fit, predict
-from mlp_contract import PARAMETERS
+from mlp_contract import LAYERS, PARAMETERS
 
 
 @pytest.mark.points(2)
@@ -120,4 +122,7 @@ def test_agent_file_accuracy(make_net, probe, judged_images, judge):
     except ValueError as err:
         fail(f"mnist_agent.pt does not load into Net: {err}")
     assert_layers_only(net)
+    problems = layer_problems(trace_forward(net.eval(), torch.randn(2, 1, 28, 28)), LAYERS)
+    if problems:
+        fail(f"mnist_agent.pt is judged in the contract's network, and your Net is not it: {problems[0]}")
     judge(predict(net, judged_images))
