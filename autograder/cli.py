@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
-from mnistkit.data import DATA_DIR_ENV, MNISTUnavailableError
+from mnistkit.paths import DATA_DIR_ENV, MNISTUnavailableError
 
 from .config import ConfigError, list_assignments, load_assignment
 
@@ -15,12 +16,14 @@ EXIT_USAGE = 2
 
 def _release(args: argparse.Namespace) -> int:
     from .assign import release_assignment, release_notebook, write_nbgrader_course
+    from .gradescope import build_gradescope_zip
 
     configs = [load_assignment(name) for name in args.assignments or list_assignments()]
     for config in configs:
         target = release_assignment(config, out_dir=Path(args.out))
         notebook = release_notebook(config, out_dir=Path(args.out))
-        print(f"released {config.name}: {target} and {notebook}")
+        autograder = build_gradescope_zip(config, out_dir=Path(args.out))
+        print(f"released {config.name}: {target}, {notebook} and the Gradescope autograder {autograder}")
     if not args.no_nbgrader:
         course = write_nbgrader_course(configs, Path(args.out) / "nbgrader")
         print(f"nbgrader course folder (instructors only: it holds the solutions and hidden tests): {course}")
@@ -31,10 +34,32 @@ def _grade(args: argparse.Namespace) -> int:
     from .grade import grade_path
 
     outcomes = grade_path(Path(args.path), out_dir=Path(args.out), assignment=args.assignment,
-                          data_dir=args.data_dir, jobs=args.jobs, unsafe=args.unsafe)
+                          data_dir=args.data_dir, jobs=args.jobs, unsafe=args.unsafe, threads=args.threads,
+                          lean=args.lean)
     for o in outcomes:
         print(f"{o.name:30s} {o.assignment:10s} {o.score:6g} / {o.max_score:<6g} {o.status:12s} {o.seconds:6.1f} s")
-    print(f"graded {len(outcomes)} submission(s); gradebook: {Path(args.out) / 'gradebook.csv'}")
+    print(f"graded {len(outcomes)} submission(s); gradebooks (gradebook-<assignment>-csv.csv) in {args.out}")
+    return 0
+
+
+def _gradescope(args: argparse.Namespace) -> int:
+    from .gradescope import run_gradescope
+
+    print(f"results: {run_gradescope(Path(args.root), assignment=args.assignment, threads=args.threads)}")
+    return 0
+
+
+def _gradebook(args: argparse.Namespace) -> int:
+    from .gradebook import load_roster, write_gradebooks
+
+    roster = load_roster(Path(args.roster)) if args.roster else None
+    ids = dict(pair.split("=", 1) for pair in args.id)
+    written, problems = write_gradebooks(Path(args.graded), args.format, roster=roster, out=Path(args.out or args.graded),
+                                         ids=ids)
+    for path in written:
+        print(f"wrote {path}")
+    for line in problems.lines():
+        print(f"note: {line}")
     return 0
 
 
@@ -57,7 +82,7 @@ def _demo(args: argparse.Namespace) -> int:
                           unsafe=args.unsafe)
     for o in outcomes:
         print(f"{o.name:30s} {o.score:6g} / {o.max_score:<6g} {o.status:12s} {o.seconds:6.1f} s")
-    print(f"feedback and results.json per submission, and gradebook.csv: {out / 'graded'}")
+    print(f"feedback and results.json per submission, and the gradebooks: {out / 'graded'}")
     return 0
 
 
@@ -77,14 +102,36 @@ def build_parser() -> argparse.ArgumentParser:
 
     grade = sub.add_parser("grade", help="grade a submission zip or notebook, or a folder of them")
     grade.add_argument("path", help="a submission .zip or .ipynb, or a folder of them")
-    grade.add_argument("--out", required=True, help="folder for results.json, feedback.md and gradebook.csv")
+    grade.add_argument("--out", required=True, help="folder for results.json, feedback.md and the gradebooks")
     grade.add_argument("--assignment", default=None,
                        help="assignment of every zip (default: guessed per zip from its file names)")
     grade.add_argument("--data-dir", default=None, help=data_help)
     grade.add_argument("-j", "--jobs", type=int, default=1, help="submissions graded in parallel (default: 1)")
     grade.add_argument("--unsafe", action="store_true",
                        help="grade without a sandbox where none is available: only for code you trust (default: False)")
+    grade.add_argument("--threads", type=int, default=None,
+                       help="torch threads per submission (default: the cores divided by --jobs)")
+    grade.add_argument("--lean", action="store_true",
+                       help="one process at a time, for small machines such as Gradescope's (default: False)")
     grade.set_defaults(run=_grade)
+
+    gradescope = sub.add_parser("gradescope", help="grade inside Gradescope's container (what run_autograder calls)")
+    gradescope.add_argument("--root", default=os.environ.get("AUTOGRADER_ROOT", "/autograder"),
+                            help="Gradescope's folder with submission/ and results/ (default: $AUTOGRADER_ROOT or /autograder)")
+    gradescope.add_argument("--assignment", required=True, help="the assignment this autograder grades")
+    gradescope.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    gradescope.set_defaults(run=_gradescope)
+
+    book = sub.add_parser("gradebook", help="write the gradebooks of a graded folder in a format an LMS imports")
+    book.add_argument("graded", help="a folder written by `grade` (one folder per submission with results.json)")
+    book.add_argument("--format", choices=("canvas", "moodle", "gradescope", "csv"), default="csv",
+                      help="the LMS to import into (default: csv)")
+    book.add_argument("--roster", default=None,
+                      help="CSV with file, id, name, email, login, section columns (default: students named after files)")
+    book.add_argument("--id", action="append", default=[], metavar="ASSIGNMENT=ID",
+                      help="the assignment's id in the LMS, e.g. mlp=12345 for Canvas (default: none)")
+    book.add_argument("--out", default=None, help="folder for the files (default: the graded folder)")
+    book.set_defaults(run=_gradebook)
 
     demo = sub.add_parser("demo", help="release, build the reference and the stub submissions, grade them")
     demo.add_argument("assignments", nargs="*", help="assignments to demonstrate (default: all)")
@@ -104,10 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from .grade import UsageError
+    from .gradebook import RosterError
 
     try:
         return args.run(args)
-    except (UsageError, ConfigError) as err:
+    except (UsageError, ConfigError, RosterError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except MNISTUnavailableError as err:

@@ -24,6 +24,7 @@ import logging
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -33,7 +34,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mnistkit.data import MNISTUnavailableError
+from mnistkit.paths import MNISTUnavailableError
 from mnistkit.probe import FINISHED, Plan, load_plan
 
 from .. import __version__
@@ -45,7 +46,8 @@ from ..layout import add_files, copy_handout_files, copy_template
 from .judge import Judge, build_judge_folder, judge_command, judge_env
 from .manifest import ManifestError, TestSpec, collect_manifest
 from .notebook_submission import guess_names, is_notebook, notebook_files
-from .output import RESULTS, feedback_markdown, results_json, write_gradebook, write_submission_outputs, write_summary
+from ..gradebook import write_gradebooks
+from .output import RESULTS, feedback_markdown, results_json, write_submission_outputs, write_summary
 from .sandbox import (
     CollectError, Limits, Mounts, NoSandbox, RunResult, choose_mode, collect, interpreter_problem, protect,
     run_limited,
@@ -86,6 +88,7 @@ class Batch:
     key: bytes
     assignment: AssignmentConfig | None = None
     grading: GradingSpec | None = None
+    lean: bool = False  # one process at a time (small machines): no prefetching, the judge after the probe
     manifests: dict[str, Future] = field(default_factory=dict)
     fingerprints: dict[str, str] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -94,12 +97,10 @@ class Batch:
 
     def mnist_folder(self) -> Path:
         """Where MNIST is (being) written as .npy files, in the grader's own folder (starts writing it)."""
-        from mnistkit.data import write_cache
-
         with self.lock:
             if self._mnist is None:
                 (self.tmp / "mnist").mkdir(mode=0o700)
-                self._mnist = self._pool.submit(write_cache, self.tmp / "mnist", data_dir=self.data_dir)
+                self._mnist = self._pool.submit(_write_mnist_cache, self.tmp / "mnist", self.data_dir)
         return self.tmp / "mnist"
 
     def mnist(self) -> Path:
@@ -109,6 +110,8 @@ class Batch:
 
     def prefetch(self, config: AssignmentConfig | None) -> None:
         """Start what the batch will need (MNIST, the assignment's test list) in the background."""
+        if self.lean:
+            return
         if config is None or config.grading.mnist:
             self.mnist_folder()
         if config is not None:
@@ -146,6 +149,19 @@ class Batch:
                         digest.update(path.relative_to(KIT_ROOT).as_posix().encode() + b"\0" + path.read_bytes())
                 self.fingerprints[config.name] = digest.hexdigest()[:16]
             return self.fingerprints[config.name]
+
+
+def _write_mnist_cache(folder: Path, data_dir) -> Path:
+    """``python -m mnistkit.data cache``, in a process of its own: the grader's process never loads torch."""
+    command = [sys.executable, "-m", "mnistkit.data", "cache", str(folder)]
+    if data_dir is not None:
+        command += ["--data-dir", str(Path(data_dir).resolve())]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+    if done.returncode == 3:
+        raise MNISTUnavailableError(done.stderr.strip())
+    if done.returncode != 0:
+        raise RuntimeError(f"writing the MNIST cache failed:\n{done.stderr[-3000:]}")
+    return folder
 
 
 @dataclass
@@ -221,8 +237,20 @@ def lay_out(g: Grading) -> None:
 
 
 def start_judge(g: Grading) -> None:
-    """Start the judge now, so that it loads torch and collects the tests while the probe runs; it waits."""
+    """Start the judge now, so that it loads torch and collects the tests while the probe runs; it waits.
+
+    On a lean batch the judge starts only after the probe (one process at a time, less memory).
+    """
+    if not g.batch.lean:
+        _start_judge(g)
+
+
+def _start_judge(g: Grading) -> None:
     config = g.config
+    if g.batch.lean:
+        g.batch.manifest(config)
+        if config.grading.mnist:
+            g.batch.mnist()
     mnist = g.batch.mnist_folder() if config.grading.mnist else None
     g.batch._manifest_future(config)
     g.path("home").mkdir(mode=0o700)
@@ -269,6 +297,8 @@ def run_probe(g: Grading) -> None:
 def judge(g: Grading) -> None:
     """Let the judge (the grader's own pytest run over the probe's data) check; each outcome becomes a score."""
     config = g.config
+    if g.judge is None:
+        _start_judge(g)
     if config.grading.mnist:
         g.batch.mnist()  # written by now (its failure is the grader's, raised as such)
     g.judge.release(g.probe_ended)
@@ -324,12 +354,14 @@ def prepare_mode(out_dir: Path, *, unsafe: bool) -> str:
 
 def grade_path(
     path: Path, *, out_dir: Path, assignment: str | None = None, data_dir: str | Path | None = None, jobs: int = 1,
-    grading: GradingSpec | None = None, unsafe: bool = False,
+    grading: GradingSpec | None = None, unsafe: bool = False, threads: int | None = None, lean: bool = False,
 ) -> list[SubmissionOutcome]:
-    """Grade ``path`` (a zip or notebook, or a folder of them) into ``out_dir``; write the gradebook.
+    """Grade ``path`` (a zip or notebook, or a folder of them) into ``out_dir``; write the gradebooks.
 
     ``grading`` replaces every assignment's own limits (the kit's tests use it to shorten timeouts);
-    ``unsafe`` allows grading without isolation where no sandbox is available.
+    ``unsafe`` allows grading without isolation where no sandbox is available; ``threads`` pins the torch
+    threads of each submission (default: the cores divided by ``jobs``); ``lean`` runs one process at a
+    time (for small machines such as Gradescope's default container).
 
     Raises:
         UsageError: ``path`` does not exist or holds no submission, ``assignment`` is unknown, or no
@@ -357,8 +389,9 @@ def grade_path(
     with tempfile.TemporaryDirectory(prefix="grading-") as tmp:
         if mode == "user":
             Path(tmp).chmod(0o711)  # probes pass through to their own folders; the MNIST cache stays closed
-        batch = Batch(out_dir, Path(tmp), data_dir, threads=max(1, (os.cpu_count() or 1) // jobs), mode=mode,
-                      key=key, assignment=config, grading=grading)
+        threads = threads or max(1, (os.cpu_count() or 1) // jobs)
+        batch = Batch(out_dir, Path(tmp), data_dir, threads=threads, mode=mode, key=key, assignment=config,
+                      grading=grading, lean=lean)
         batch.prefetch(config)  # MNIST and the tests, loaded while the first submission is unpacked and probed
         names = submission_names(sources)
         try:
@@ -369,7 +402,7 @@ def grade_path(
                     outcomes = list(pool.map(lambda s: grade_submission(s, batch=batch, name=names[s]), sources))
         finally:
             batch._pool.shutdown(wait=True, cancel_futures=True)
-    write_gradebook(out_dir)
+    write_gradebooks(out_dir, "csv")
     write_summary(out_dir)
     return outcomes
 
@@ -436,8 +469,8 @@ def _write(batch: Batch, folder: Path, name: str, config: AssignmentConfig | str
     assignment = config.name if isinstance(config, AssignmentConfig) else config
     title = config.title if isinstance(config, AssignmentConfig) else "mnist-kit"
     results = results_json(tests=tests, output=output, seconds=seconds, extra={
-        "assignment": assignment, "submission": name, "status": status, "grader_version": __version__,
-        "sandbox": batch.mode, **extra,
+        "assignment": assignment, "title": title, "submission": name, "status": status,
+        "grader_version": __version__, "sandbox": batch.mode, **extra,
     })
     results = sign(results, batch.key)
     write_submission_outputs(folder, results, feedback_markdown(results, title=title, submission=name))

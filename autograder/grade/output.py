@@ -1,11 +1,9 @@
-"""What a grading run leaves behind: results.json (Gradescope's format), feedback.md, gradebook.csv.
+"""What a grading run leaves behind: results.json (Gradescope's format), feedback.md, the class summary.
 
 Every file is written to a temporary name and renamed, so an interrupted run never leaves half a file.
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 from pathlib import Path
@@ -14,7 +12,6 @@ from .scoring import TestResult
 
 RESULTS = "results.json"
 FEEDBACK = "feedback.md"
-GRADEBOOK = "gradebook.csv"
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -54,35 +51,6 @@ def feedback_markdown(results: dict, *, title: str, submission: str) -> str:
 def write_submission_outputs(folder: Path, results: dict, feedback: str) -> None:
     write_atomic(folder / FEEDBACK, feedback)
     write_atomic(folder / RESULTS, json.dumps(results, indent=2) + "\n")
-
-
-def write_gradebook(out_dir: Path) -> Path:
-    """One row per graded submission found under ``out_dir``, one column per test; rebuilt from results.json files."""
-    rows = []
-    columns: list[str] = []
-    for path in sorted(out_dir.glob(f"*/{RESULTS}")):
-        results = json.loads(path.read_text(encoding="utf-8"))
-        extra = results.get("extra_data", {})
-        row = {
-            "submission": path.parent.name,
-            "assignment": extra.get("assignment", ""),
-            "score": results["score"],
-            "max_score": extra.get("max_score", ""),
-            "status": extra.get("status", ""),
-        }
-        for test in results["tests"]:
-            key = test.get("extra_data", {}).get("nodeid", test["name"])
-            if key not in columns:
-                columns.append(key)
-            row[key] = test["score"]
-        rows.append(row)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=["submission", "assignment", "score", "max_score", "status", *columns])
-    writer.writeheader()
-    writer.writerows(rows)
-    target = out_dir / GRADEBOOK
-    write_atomic(target, buffer.getvalue())
-    return target
 
 
 SUMMARY = "summary.md"

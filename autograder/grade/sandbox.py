@@ -343,8 +343,10 @@ def _limit(limits: Limits, cpu_seconds: int, processes: int, cgroups: _Cgroups, 
 
 
 def _system_paths() -> list[Path]:
+    """What the probe needs to run Python: the system, the interpreter, and every package folder in use."""
     paths = [Path(p) for p in ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc")]
     paths += [Path(sys.base_prefix), Path(sys.prefix), Path(sys.executable).parent]
+    paths += [Path(p) for p in sys.path if p and Path(p).name in ("site-packages", "dist-packages")]
     return [p for p in dict.fromkeys(paths) if p.exists()]
 
 

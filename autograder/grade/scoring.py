@@ -33,7 +33,8 @@ class TestResult:
             "output": self.message or ("passed" if self.status == "passed" else self.status),
             "visibility": "after_published" if self.spec.hidden else "visible",
             "extra_data": {"nodeid": self.spec.nodeid, "outcome": self.status, "seconds": round(self.seconds, 3),
-                           "points": self.spec.points, "bonus": self.spec.bonus, **self.properties},
+                           "points": self.spec.points, "bonus": self.spec.bonus, "check": self.spec.accuracy,
+                           **self.properties},
         }
 
 

@@ -26,6 +26,13 @@ Contract (the tests, the training scripts and the grader rely on it; do not rena
   where ``in`` is 784 for the first hidden layer and ``width`` after it, the BatchNorm is there only when
   ``batchnorm`` is true (between the linear layer and its activation; never after the output layer) and
   the Dropout only when ``dropout > 0`` (after the activation; never after the output layer).
+
+How it is checked: the tests never import this file themselves. A probe runs it (what it computes is
+listed in ``tests/plan.py``): it builds your networks after ``torch.manual_seed`` and exports them with
+``torch.export``, so ``forward`` must be plain tensor code (the ``nn.Sequential`` above is), and the tests
+judge the exported operations, weights and outputs, and re-train the exported networks. Keep
+``from torch import nn`` below: one check builds a small model with this file's ``nn`` to call
+``init_weights`` on.
 """
 from torch import nn
 

@@ -15,10 +15,17 @@ Contract (the tests and the grader rely on it; do not rename anything):
 * numpy only. This file may import ``numpy`` (and ``math``, ``typing``, ``functools``, ``itertools``,
   ``collections``, ``dataclasses``, ``numbers``, ``__future__``) and nothing else: no torch, no scipy, no
   ``sys`` or ``importlib``, no ``__import__``, ``eval``, ``exec`` or ``getattr`` (the full rules are at the
-  top of ``tests/conftest.py``). Every function returns numpy arrays.
-* No Python loop over the images of the batch or over the output pixels: the tests count the lines your
-  code executes for a small and for a large input, and the count must not grow. Loops over the filter
-  window (``filter_h * filter_w`` steps), as in the course, are fine.
+  top of ``tests/im2col_contract.py``; the tests read this file to check them). Every function returns
+  numpy arrays.
+* No Python loop over the images of the batch or over the output pixels, also read from this file: in
+  every function, a loop may only run over the filter window, ``for y in range(e)`` where ``e`` is built
+  from the window sizes (``filter_h``, ``filter_w``, ``FH``, ``FW``, ``pool_h``, ``pool_w``,
+  ``self.pool_h``, ``self.pool_w``), integer constants and names assigned from those only (after
+  ``FN, C, FH, FW = self.W.shape``, ``FH`` and ``FW`` are window sizes), or ``itertools.product`` /
+  ``zip`` of such ranges, or a tuple written out in the code. Any other ``for`` or comprehension, any
+  ``while``, ``map``/``filter`` over anything else, ``np.vectorize``, ``np.apply_along_axis``,
+  ``np.frompyfunc`` or recursion is reported with its function and line. Loops over the filter window
+  (``filter_h * filter_w`` steps), as in the course, are fine, and so is no loop at all.
 * Shapes: an input ``x`` has shape ``(N, C, H, W)`` (images, channels, height, width). With a
   ``filter_h x filter_w`` window, a ``stride`` and ``pad`` zeros on every side, the output has
 

@@ -14,29 +14,21 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 
 import torch
 
+from .paths import DATA_DIR_ENV, DEFAULT_DATA_DIR, MNISTUnavailableError, resolve_data_dir
+
 log = logging.getLogger(__name__)
 
-DATA_DIR_ENV = "MNIST_DATA_DIR"
-DEFAULT_DATA_DIR = "data"
+__all__ = ["DATA_DIR_ENV", "DEFAULT_DATA_DIR", "MNISTUnavailableError", "batches", "load_cached", "load_mnist",
+           "normalize", "resolve_data_dir", "sample_indices", "write_cache"]
 MEAN = 0.1307
 STD = 0.3081
 IMAGE_SHAPE = (1, 28, 28)
 NUM_CLASSES = 10
-
-
-class MNISTUnavailableError(RuntimeError):
-    """MNIST is neither on disk nor downloadable; the message says how to point at it."""
-
-
-def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """Return the folder MNIST is read from (argument, then ``$MNIST_DATA_DIR``, then ``./data``)."""
-    if data_dir is None:
-        data_dir = os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR
-    return Path(data_dir).expanduser()
 
 
 def load_mnist(
@@ -134,3 +126,24 @@ def sample_indices(total: int, n: int | None) -> torch.Tensor:
         return torch.arange(total)
     generator = torch.Generator().manual_seed(0)
     return torch.randperm(total, generator=generator)[:n]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m mnistkit.data cache FOLDER [--data-dir PATH]``: write the .npy cache (exit 3 without MNIST)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m mnistkit.data", description="MNIST as .npy files")
+    parser.add_argument("command", choices=["cache"], help="what to do: cache = write both splits as .npy files")
+    parser.add_argument("folder", type=Path, help="where the .npy files go")
+    parser.add_argument("--data-dir", default=None, help=f"folder holding MNIST/raw/ (default: ${DATA_DIR_ENV} or ./data)")
+    args = parser.parse_args(argv)
+    try:
+        write_cache(args.folder, data_dir=args.data_dir)
+    except MNISTUnavailableError as err:
+        print(err, file=sys.stderr)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -15,13 +15,16 @@ decided from the text of your file alone (it is read and parsed here, never impo
   ``for v in range(e)`` where ``e`` is built from the window sizes (``WINDOW_NAMES``: ``filter_h``,
   ``filter_w``, ``FH``, ``FW``, ``pool_h``, ``pool_w``, and ``self.pool_h``, ``self.pool_w``), from integer
   constants, and from names assigned from those only (``FN, C, FH, FW = self.W.shape`` counts: the last
-  two entries of the filters' shape are the window); ``itertools.product``, ``zip``, ``enumerate`` or
-  ``reversed`` of such ranges; and a tuple or list written out in the code (``for size in (H, W)``).
+  two entries of the filters' shape are the window; a parameter of a helper of yours named like a
+  window size counts if every call of the helper in the file passes a window size);
+  ``itertools.product``, ``zip``, ``enumerate`` or ``reversed`` of such ranges; and a tuple or list
+  written out in the code (``for size in (H, W)``).
   Anything else that loops is reported with the function, the line and the loop: another ``for``, any
   ``while``, a comprehension over something else, ``map``/``filter``/``functools.reduce`` (same rule for
   their iterables), ``np.vectorize``, ``np.apply_along_axis``, ``np.apply_over_axes``, ``np.frompyfunc``,
   and recursion (a function that calls itself, directly or through others). A part's check looks at the
-  part and at every function it calls (by name, or as ``self.method``).
+  part, at every function it calls (by name, or as ``self.method``) and at the top level of the file
+  (except a block under ``if __name__ == "__main__":``, which never runs in the tests).
 
 The values your code returned are checked to be ``numpy.ndarray`` (exactly that type) of dtype float64
 and compared with torch's own operations in float64 (unfold, fold, conv2d, max_pool2d, autograd).
@@ -163,8 +166,12 @@ class _Unit:
 
 
 class _Binding:
-    def __init__(self, kind: str, value=None, index=None, unit: str = ""):
-        self.kind, self.value, self.index, self.unit = kind, value, index, unit
+    """One way a name gets its value: ``param`` (a parameter), ``value`` (an assignment or an argument of a
+    call in the file), ``element`` (entry ``index`` of an unpacked value), ``loop`` (a loop variable) or
+    ``other`` (anything else: it then holds nothing the rule trusts)."""
+
+    def __init__(self, kind: str, value=None, index=None):
+        self.kind, self.value, self.index = kind, value, index
 
 
 class _Analysis:
@@ -179,6 +186,8 @@ class _Analysis:
         self.bindings: dict = {}  # symbol -> [(_Unit, _Binding)]; a symbol is (unit name, name) or ("attr", cls, attr)
         for unit in self.units.values():
             self._collect(unit)
+        for unit in self.units.values():
+            self._collect_calls(unit)
         self.state = {(symbol, p): True for symbol in self.bindings for p in self.PROPERTIES}
         self._solve()
 
@@ -233,7 +242,6 @@ class _Analysis:
 
     # -- bindings ------------------------------------------------------------------------------------
     def _bind(self, unit: _Unit, target, binding: _Binding) -> None:
-        binding.unit = unit.name
         if isinstance(target, ast.Name):
             self.bindings.setdefault((unit.name, target.id), []).append((unit, binding))
         elif isinstance(target, ast.Attribute):
@@ -298,9 +306,54 @@ class _Analysis:
             elif isinstance(node, (ast.Global, ast.Nonlocal)):
                 for name in node.names:
                     self._bind(unit, ast.Name(name), _Binding("other"))
+                    self.bindings.setdefault((MODULE_UNIT, name), []).append((unit, _Binding("other")))
             elif isinstance(node, ast.Delete):
                 for target in node.targets:
                     self._bind(unit, target, _Binding("other"))
+
+    def _callees(self, func) -> list:
+        """``(unit, number of leading parameters the call does not pass)`` of the file's functions that a
+        call of ``func`` may reach: a function, a class (its ``__init__``), ``Class.method`` or ``x.method``."""
+        classes = self.classes()
+        if isinstance(func, ast.Name):
+            if func.id in self.units and self.units[func.id].cls is None and func.id != MODULE_UNIT:
+                return [(self.units[func.id], 0)]
+            if func.id in classes and f"{func.id}.__init__" in self.units:
+                return [(self.units[f"{func.id}.__init__"], 1)]
+        elif isinstance(func, ast.Attribute):
+            if isinstance(func.value, ast.Name) and func.value.id in classes:
+                name = f"{func.value.id}.{func.attr}"
+                return [(self.units[name], 0)] if name in self.units else []
+            return [(u, 1) for n, u in self.units.items() if u.cls and n.split(".", 1)[1] == func.attr]
+        return []
+
+    def _collect_calls(self, unit: _Unit) -> None:
+        """The arguments the file's own calls pass: a parameter named like a window size is one only if every
+        call in the file passes a window size; a function used as a value (not called) trusts none."""
+        called = set()
+        for node in self.walk(unit):
+            if not isinstance(node, ast.Call):
+                continue
+            called.add(id(node.func))
+            for callee, skip in self._callees(node.func):
+                args = callee.nodes[0].args
+                positional = [a.arg for a in [*args.posonlyargs, *args.args]][skip:]
+                names = set(positional) | {a.arg for a in args.kwonlyargs}
+                unknown = any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords)
+                passed = [] if unknown else [*zip(positional, node.args), *((k.arg, k.value) for k in node.keywords)]
+                for name in names if unknown else ():
+                    self.bindings.setdefault((callee.name, name), []).append((unit, _Binding("other")))
+                for name, value in passed:
+                    if name in names:
+                        self.bindings.setdefault((callee.name, name), []).append((unit, _Binding("value", value)))
+        for node in self.walk(unit):
+            if isinstance(node, (ast.Name, ast.Attribute)) and isinstance(getattr(node, "ctx", None), ast.Load):
+                if id(node) in called or (isinstance(node, ast.Attribute) and not self._callees(node)):
+                    continue
+                for callee, _ in self._callees(node):
+                    args = callee.nodes[0].args
+                    for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]:
+                        self.bindings.setdefault((callee.name, a.arg), []).append((unit, _Binding("other")))
 
     # -- the properties, solved together (the greatest fixed point) ----------------------------------
     def _solve(self) -> None:
@@ -533,7 +586,8 @@ def describe_loops(part: str, loops: list[Loop]) -> str:
     return (f"{part} must not loop over the images or the output pixels in Python. A loop may only run over the "
             "filter window: `for y in range(filter_h)` with a range built from filter_h, filter_w, FH, FW, "
             "pool_h, pool_w, self.pool_h, self.pool_w (and names assigned from them only, such as "
-            "`FN, C, FH, FW = self.W.shape`), itertools.product or zip of such ranges, or a tuple written out in "
+            "`FN, C, FH, FW = self.W.shape`; a parameter of yours named like them counts if every call in the "
+            "file passes a window size), itertools.product or zip of such ranges, or a tuple written out in "
             "the code. Found:\n" + "\n".join(lines) + "\nLet numpy slicing handle all images and output pixels "
             "at once (the course's im2col loops over the filter_h * filter_w window offsets only)")
 
@@ -585,20 +639,36 @@ def conv_text(W_shape, b_shape, stride, pad) -> str:
 _AT = re.compile(r" \(at [^()]+:\d+ in [^()]+\)$")
 
 
+def _missing_part(value, what: str) -> None:
+    """Fail with a clear message when the probe found no such function, class or method (a renamed part)."""
+    if not (isinstance(value, Raised) and value.type == "AttributeError" and value.origin == "library:probe.py"):
+        return
+    module = re.match(r"module '\w+' has no attribute '(\w+)'", value.message)
+    if module:
+        fail(f"{what}: {FILE} has no {module.group(1)} (do not rename the parts of the stub)")
+    method = re.match(r"'(\w+)' object has no attribute '(\w+)'", value.message)
+    if method:
+        fail(f"{what}: {method.group(1)} has no method {method.group(2)} (do not rename the parts of the stub)")
+
+
 class Student:
     """The submitted im2col.py as the tests see it: its text, and the probe's records of its calls."""
 
     def __init__(self, probe, path):
         self.probe = probe
         self.path = path
-        self.source = path.read_text(encoding="utf-8") if path.is_file() else None
-        self.syntax_error = None
+        self.source, self.syntax_error = None, None
         self.violations: list = []
-        if self.source is not None:
+        if path.is_file():
             try:
+                self.source = path.read_text(encoding="utf-8")
                 self.violations = find_violations(self.source)
+            except UnicodeDecodeError:
+                self.syntax_error = f"{FILE} is not UTF-8 text"
             except SyntaxError as err:
                 self.syntax_error = f"{FILE} has a syntax error at line {err.lineno}: {err.msg}"
+            except (ValueError, RecursionError, MemoryError) as err:
+                self.syntax_error = f"{FILE} cannot be read as Python ({type(err).__name__}: {err})"
 
     def tensor(self, key: str) -> torch.Tensor:
         """An input array of the plan, as a float64 tensor (your code got a numpy copy of it)."""
@@ -606,10 +676,10 @@ class Student:
 
     # -- the static rules --------------------------------------------------------------------------
     def _readable(self, what: str) -> None:
-        if self.source is None:
-            fail(f"{what}: {FILE} was not found (the file must be named exactly {FILE})")
         if self.syntax_error:
             fail(f"{what}: {self.syntax_error}")
+        if self.source is None:
+            fail(f"{what}: {FILE} was not found (the file must be named exactly {FILE})")
 
     def require(self, name: str, what: str) -> None:
         """Fail ``what`` if a part it uses (or the module outside the graded parts) is not numpy only."""
@@ -622,7 +692,10 @@ class Student:
     def assert_no_loop(self, part: str) -> None:
         """Fail unless ``part`` (and whatever it calls) loops over the filter window only."""
         self._readable(part)
-        loops = find_loops(self.source, part)
+        try:
+            loops = find_loops(self.source, part)
+        except (ValueError, RecursionError, MemoryError) as err:
+            fail(f"{part}: the loop check cannot read {FILE} ({type(err).__name__}: {err})")
         if loops:
             fail(describe_loops(part, loops))
 
@@ -630,17 +703,23 @@ class Student:
     def recorded(self, item: str, step: str, whats: dict):
         """The value of ``step`` of ``item``; fails naming the earlier step (from ``whats``) if that raised."""
         steps = self.probe.steps(item)
-        order = [s["as"] for s in steps.item.steps]
+        kinds = {s["as"]: "call" if "call" in s else "get" for s in steps.item.steps}
+        order = list(kinds)
         for earlier in [] if steps.item.independent else order[: order.index(step)]:
             entry = steps.raw.get(earlier)
             if isinstance(entry, dict) and "raised" in entry:
-                call_value(steps.get(earlier), whats.get(earlier, earlier))
-        return steps.get(step)
+                value = steps.get(earlier)
+                _missing_part(value, whats.get(earlier, earlier))
+                call_value(value, whats.get(earlier, earlier))
+        value = steps.get(step)
+        if kinds[step] == "call":
+            _missing_part(value, whats.get(step, step))
+        return value
 
     def array(self, name: str, item: str, step: str, what: str, shape=None, whats: dict | None = None) -> torch.Tensor:
         """``step`` of ``item`` (a call of the part ``name``): a float64 numpy array of ``shape``, as a tensor."""
         self.require(name, what)
-        return numpy_array(self.recorded(item, step, whats or {}), what, shape)
+        return numpy_array(self.recorded(item, step, {**(whats or {}), step: what}), what, shape)
 
     def gradient(self, item: str, attribute: str, shape, whats: dict) -> torch.Tensor:
         """``self.dW`` or ``self.db`` of the layer of ``item``, as set by ``backward``."""
@@ -653,7 +732,7 @@ class Student:
     def expect_value_error(self, name: str, item: str, step: str, what: str, names=(), whats=None) -> str:
         """``step`` must have raised a ValueError from im2col.py whose message names each shape in ``names``."""
         self.require(name, what)
-        error = self.recorded(item, step, whats or {})
+        error = self.recorded(item, step, {**(whats or {}), step: what})
         if not isinstance(error, Raised):
             fail(f"{what}: expected a ValueError (the window does not fit the input), but it returned without an "
                  "error")

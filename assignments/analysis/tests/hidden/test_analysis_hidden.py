@@ -6,7 +6,7 @@ import checks
 import plan
 import runs as kit_runs
 from analysis_contract import (
-    MODULES, expect_value_error, layers, linear_layers, module_names, modules_hint, number_of, reference_parameters,
+    expect_value_error, layers, linear_layers, module_names, modules_hint, number_of, reference_parameters,
     reused_activation, tensor_of, torch_nn_step, value_of,
 )
 from mnistkit.checks import assert_device_follows_input, assert_runs_on, count_parameters, fail, run
