@@ -30,7 +30,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from mnistkit.notebook import MAGIC, PREAMBLE_FLAG, cell_source
+from mnistkit.notebook import MAGIC, PREAMBLE_FLAG, RUN_STEP, cell_source
 
 from ..config import AssignmentConfig
 from .release import ZIP_DATE, add_visible_tests, copy_handout_files, copy_template
@@ -224,8 +224,10 @@ def cells(config: AssignmentConfig, *, flavour: str) -> list[Cell]:
         result.append(Cell("code", f"%%writefile {name}\n{body}", "file", _grade_id(name)))
     if config.notebook.run:
         result.append(Cell("markdown", "## Run it\n\nThe handout's scripts, as the README describes them "
-                           "(`!` runs a shell command).", "readme", "run-it"))
-        result += [Cell("code", f"!{command}", "run", f"run-{i}") for i, command in enumerate(config.notebook.run, 1)]
+                           "(`%run_step` runs a command with this notebook's own Python and stops the notebook "
+                           "if it fails).", "readme", "run-it"))
+        result += [Cell("code", f"%{RUN_STEP} {command}", "run", f"run-{i}")
+                   for i, command in enumerate(config.notebook.run, 1)]
     result.append(Cell("markdown", "## Tests\n\nThe visible tests, one function per cell. The grader runs "
                        "them and hidden tests of the same contract.", "readme", "tests"))
     points = _points(config) if flavour == NBGRADER else {}
@@ -247,7 +249,7 @@ Run the next cell: it checks your files and packs the ones the grader wants into
 alone (File > Download > .ipynb) is accepted too: the grader takes your code from its `%%writefile` cells,
 but files your scripts produce (trained weights, results) only travel in the zip."""
 
-_SUBMIT_CODE = """!python -m mnistkit.submit
+_SUBMIT_CODE = f"""%{RUN_STEP} python -m mnistkit.submit
 try:
     from google.colab import files  # only in Colab
     import glob

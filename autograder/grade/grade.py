@@ -434,6 +434,7 @@ def grade_submission(source: Path, *, batch: Batch, name: str | None = None) -> 
             finally:
                 if grading.judge is not None:
                     grading.judge.kill()
+            _keep_files(grading, folder)
         tests, output, extra, status = grading.tests, "\n".join(grading.notes), {**grading.extra, **stamp}, "graded"
     except SubmissionError as err:
         tests = [TestResult(s, 0.0, "not run", str(err)) for s in batch.manifest(config)]
@@ -446,6 +447,18 @@ def grade_submission(source: Path, *, batch: Batch, name: str | None = None) -> 
         output = "The grader failed on this submission (not your fault); your instructor has the details."
         status, extra = "grader-error", {"traceback": traceback.format_exc()[-4000:]}
     return _write(batch, folder, name, config, tests, output, status, time.monotonic() - start, extra)
+
+
+FILES = "files"  # <out>/<name>/files/: the submitted files, as graded (for the teacher, the review site)
+
+
+def _keep_files(g: Grading, folder: Path) -> None:
+    """Copy the submitted files (already size-capped by unpack) next to the results, replacing older ones."""
+    target = folder / FILES
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    for name, path in sorted(g.files.items()):
+        shutil.copy2(path, target / name)
 
 
 def _previous_outcome(batch: Batch, folder: Path, name: str, stamp: dict) -> SubmissionOutcome | None:

@@ -44,7 +44,12 @@ def feedback_markdown(results: dict, *, title: str, submission: str) -> str:
     for test in results["tests"]:
         hidden = " (hidden)" if test["visibility"] != "visible" else ""
         message = test["output"].replace("|", "\\|").replace("\n", " ")
-        lines.append(f"| {test['name']}{hidden} | {test['score']:g} / {test['max_score']:g} | {message} |")
+        extra = test.get("extra_data", {})
+        if extra.get("bonus"):
+            score = f"{test['score']:g} bonus (up to {extra.get('points', 0):g})"
+        else:
+            score = f"{test['score']:g} / {test['max_score']:g}"
+        lines.append(f"| {test['name']}{hidden} | {score} | {message} |")
     return "\n".join(lines) + "\n"
 
 

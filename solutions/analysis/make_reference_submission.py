@@ -36,7 +36,8 @@ def assemble(folder: Path) -> None:
     shutil.copytree(ASSIGNMENT / "handout", folder, dirs_exist_ok=True, ignore=IGNORED)
     tests = folder / "tests"
     tests.mkdir(exist_ok=True)
-    shutil.copy2(ASSIGNMENT / "tests" / "conftest.py", tests)
+    for support in (ASSIGNMENT / "tests").glob("*.py"):  # conftest.py, plan.py, analysis_contract.py
+        shutil.copy2(support, tests)
     for kind in ("visible", "hidden"):
         for test in (ASSIGNMENT / "tests" / kind).glob("test_*.py"):
             shutil.copy2(test, tests)

@@ -104,6 +104,16 @@ def assert_log_probabilities(out: torch.Tensor, what: str) -> None:
          f"got sums {shown}...")
 
 
+def as_log_probabilities(out: torch.Tensor) -> torch.Tensor:
+    """``out`` as log-probabilities for a loss: ``log(out)`` when it already holds probabilities (a network
+    that ends in softmax), else ``log_softmax``. So that one mistake (softmax instead of log_softmax),
+    caught by the log-probability test, does not fail the checks of learning a second time."""
+    rows = out.detach()
+    probabilities = bool(((rows >= 0) & (rows <= 1)).all()) and torch.allclose(
+        rows.sum(dim=1), torch.ones(rows.shape[0], dtype=rows.dtype), atol=1e-4)
+    return out.clamp_min(1e-30).log() if probabilities else torch.nn.functional.log_softmax(out, dim=1)
+
+
 def count_parameters(net) -> int:
     """Number of trainable scalars of a network (a GraphNet or any nn.Module)."""
     if isinstance(net, GraphNet):

@@ -53,16 +53,27 @@ def load_mnist(
 
     root = resolve_data_dir(data_dir)
     split = "training" if train else "test"
+    existed = root.exists()
     try:
         dataset = datasets.MNIST(str(root), train=train, download=download)
     except (RuntimeError, OSError) as err:
+        if not existed:
+            _remove_empty(root)  # a failed download leaves no empty data/ folder behind
         raise MNISTUnavailableError(
             f"MNIST ({split} split) is not in {root.resolve()} and could not be downloaded ({err}). "
             f"Point the kit at a folder that holds MNIST/raw/ with --data-dir PATH or by setting "
             f"{DATA_DIR_ENV}=PATH, or connect to the internet so that torchvision can download it."
-        ) from err
+        ) from None  # the message says it all; a chained traceback would repeat it
     log.info("loaded MNIST %s split from %s: %d images", split, root, len(dataset.targets))
     return dataset.data.clone(), dataset.targets.clone()
+
+
+def _remove_empty(root: Path) -> None:
+    """Remove ``root`` if it holds no file (only the empty folders a failed download made)."""
+    if root.is_dir() and not any(p.is_file() for p in root.rglob("*")):
+        for folder in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+            folder.rmdir()
+        root.rmdir()
 
 
 CACHE_FILES = {True: ("train-images.npy", "train-labels.npy"), False: ("test-images.npy", "test-labels.npy")}

@@ -2,10 +2,11 @@
 
 A released notebook is the handout in cells. Its first cell unpacks the support files, then calls
 :func:`prepare` and loads this module as an IPython extension (``%load_ext mnistkit.notebook``), which
-adds one cell magic::
+adds two magics::
 
     %%run_tests --preamble      the imports and helpers every test cell below needs (remembered)
     %%run_tests                 one or more pytest test functions: run them now, raise if any fails
+    %run_step python mnist.py   a handout command, with the kernel's own Python; raise if it fails
 
 A test cell is written to a temporary file under ``tests/`` (so ``tests/conftest.py`` and the handout's
 pytest plugin apply, exactly as with ``pytest`` in a terminal) and run with pytest *in the kernel*, so
@@ -27,10 +28,12 @@ log = logging.getLogger(__name__)
 
 MAGIC = "run_tests"
 PREAMBLE_FLAG = "--preamble"
+RUN_STEP = "run_step"  # %run_step python mnist.py: the kernel's own Python; a failure stops the notebook
 # The first line of a cell that IPython writes to a file: %%writefile [-a|--append] NAME
 WRITEFILE = re.compile(r"^%%writefile(?P<append>\s+(?:-a|--append))?\s+(?P<name>\S+)\s*$")
 # Packages the tests need, by import name -> pip name; Colab lacks some of them.
 REQUIRED = {"pytest": "pytest", "pytest_timeout": "pytest-timeout", "hypothesis": "hypothesis", "tqdm": "tqdm",
+            "safetensors": "safetensors",
             "matplotlib": "matplotlib", "torch": "torch", "torchvision": "torchvision", "numpy": "numpy",
             **({"tomli": "tomli"} if sys.version_info < (3, 11) else {})}
 
@@ -65,6 +68,32 @@ def written_files(notebook, *, origins: dict[str, int] | None = None) -> dict[st
         if origins is not None:
             origins[name] = number
     return files
+
+
+class StepFailed(RuntimeError):
+    """A ``%run_step`` command exited with an error; raising stops "Run all" at this cell."""
+
+
+def run_step(command: str) -> None:
+    """Run a handout command (``python mnist.py``) with the kernel's own interpreter, output shown live.
+
+    ``python`` means ``sys.executable``: a Jupyter whose kernel is a venv that is not activated would
+    otherwise run another Python (one without torch) and carry on. A non-zero exit raises
+    :class:`StepFailed` with the command and its last lines, which stops the notebook there.
+    """
+    import shlex
+
+    words = shlex.split(command)
+    if words and words[0] in ("python", "python3"):
+        words[0] = sys.executable
+    process = subprocess.Popen(words, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    tail: list[str] = []
+    for line in process.stdout:
+        print(line, end="")
+        tail = (tail + [line.rstrip()])[-15:]
+    if process.wait() != 0:
+        shown = "\n".join(tail)
+        raise StepFailed(f"`{command}` failed with exit code {process.returncode}; fix it before going on:\n{shown}")
 
 
 class TestsFailed(AssertionError):
@@ -170,5 +199,6 @@ def _run_tests_magic(line: str, cell: str) -> None:
 
 
 def load_ipython_extension(ipython) -> None:
-    """``%load_ext mnistkit.notebook``: register the ``%%run_tests`` cell magic."""
+    """``%load_ext mnistkit.notebook``: register the ``%%run_tests`` cell magic and the ``%run_step`` line magic."""
     ipython.register_magic_function(_run_tests_magic, magic_kind="cell", magic_name=MAGIC)
+    ipython.register_magic_function(run_step, magic_kind="line", magic_name=RUN_STEP)

@@ -244,7 +244,7 @@ class _Recorder:
             if array.dtype.name not in ARRAY_DTYPES:
                 return {"object": f"{kind} of dtype {array.dtype}"}
             key = f"a{len(self.arrays)}"
-            self.arrays[key] = np.ascontiguousarray(array)
+            self.arrays[key] = np.array(array, copy=True, order="C")  # a snapshot: later in-place edits do not leak in
             return {"array": key, "type": kind, "device": str(getattr(value, "device", "cpu"))}
         if isinstance(value, (np.integer, np.floating, np.bool_)):
             return {"scalar": value.item(), "type": kind} if not isinstance(value, np.floating) or math.isfinite(

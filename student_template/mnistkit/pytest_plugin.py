@@ -16,7 +16,6 @@ something different, on a student's machine and in the grader.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -286,4 +285,6 @@ def judge(request: pytest.FixtureRequest, mnist_test, assignment_config: dict, r
 def pytest_report_header(config: pytest.Config) -> str | None:
     if judging():
         return None
-    return f"mnistkit: your code is probed here, as the grader's sandbox does (temporary folder: {tempfile.gettempdir()})"
+    from . import threads_note
+
+    return f"mnistkit: your code is exported and probed here as the grader's sandbox does it; {threads_note()}"

@@ -165,18 +165,27 @@ def train_as_grader(
     device: torch.device | str = "cpu",
     batch_size: int = 1000,
 ) -> float:
-    """Train ``model`` as the grader does (``[accuracy.<check>]`` of ./assignment.toml, seed 0) and judge it.
+    """Train ``model`` exactly as the grader does and judge it (``python train.py --grader-budget``).
 
-    ``train_images`` ``(60000, 1, 28, 28)`` and ``test_images`` ``(10000, 1, 28, 28)`` are normalised, the
-    labels ``(N,)``; ``batch_size`` is the batch of :func:`predict`. Build ``model`` right after
-    ``torch.manual_seed(0)``, as the grader's test does. Prints the budget, then the test accuracy next to
-    the check's threshold and the seconds taken; returns the accuracy.
+    The grader never runs your module: it exports it (:mod:`mnistkit.graph`), gives its layers fresh
+    initial values (``reinitialise``, seed 0), trains that graph with the budget of ``[accuracy.<check>]``
+    in ./assignment.toml (seed 0) and predicts the test images. ``train_images``/``test_images`` are
+    ``uint8`` ``(N, 28, 28)`` or normalised ``(N, 1, 28, 28)``, the labels ``(N,)``; ``batch_size`` is the
+    batch of :func:`predict`. Prints the budget, then the test accuracy next to the threshold and the
+    seconds taken; returns the accuracy.
     """
+    from .graph import ExportSpec, export_network, network_from, reinitialise
+
     budget, threshold = grader_budget(check)
     print(f"training as the grader does: {budget}")
     start = time.perf_counter()
-    fit(model, train_images, train_labels, budget=budget, seed=0, device=device, progress=True)
-    got = accuracy(predict(model, test_images, device=device, batch_size=batch_size), test_labels)
+    description, tensors = export_network(model.cpu(), ExportSpec({"image": ((1, 28, 28), "float32")}))
+    if description["errors"]:
+        raise RuntimeError("the grader could not export your Net: " + "; ".join(description["errors"].values()))
+    net = network_from(description, tensors)
+    reinitialise(net, seed=0)
+    fit(net, train_images, train_labels, budget=budget, seed=0, device=device, progress=True)
+    got = accuracy(predict(net, test_images, device=device, batch_size=batch_size), test_labels)
     verdict = "pass" if got >= threshold else "below"
     print(f"test accuracy {got:.2%} ({verdict} the threshold {threshold:.2%}), "
           f"{time.perf_counter() - start:.1f} s")

@@ -203,7 +203,13 @@ class _Analysis:
                         aliases[a.name.split(".")[0]] = a.name.split(".")[0]
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                 for a in node.names:
-                    aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+                    if a.name == "*":  # from numpy import *: the names the rules know come from there
+                        for known in (*ELEMENTWISE, *MAP_LIKE, *WINDOW_ITERATORS):
+                            module, _, name = known.rpartition(".")
+                            if module == node.module:
+                                aliases.setdefault(name, known)
+                    else:
+                        aliases[a.asname or a.name] = f"{node.module}.{a.name}"
         return aliases
 
     def _units(self) -> dict:
@@ -339,7 +345,8 @@ class _Analysis:
                 args = callee.nodes[0].args
                 positional = [a.arg for a in [*args.posonlyargs, *args.args]][skip:]
                 names = set(positional) | {a.arg for a in args.kwonlyargs}
-                unknown = any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords)
+                unknown = (any(isinstance(a, ast.Starred) for a in node.args)
+                           or any(k.arg is None for k in node.keywords))
                 passed = [] if unknown else [*zip(positional, node.args), *((k.arg, k.value) for k in node.keywords)]
                 for name in names if unknown else ():
                     self.bindings.setdefault((callee.name, name), []).append((unit, _Binding("other")))
@@ -440,7 +447,8 @@ class _Analysis:
             if isinstance(node, ast.Constant):
                 return isinstance(node.value, int) and not isinstance(node.value, bool)
             if isinstance(node, ast.BinOp):
-                return isinstance(node.op, ARITHMETIC) and self.has(unit, node.left, prop) and self.has(unit, node.right, prop)
+                return (isinstance(node.op, ARITHMETIC) and self.has(unit, node.left, prop)
+                        and self.has(unit, node.right, prop))
             if isinstance(node, ast.UnaryOp):
                 return isinstance(node.op, (ast.USub, ast.UAdd)) and self.has(unit, node.operand, prop)
             if isinstance(node, ast.Call):
@@ -629,7 +637,8 @@ def col2im_text(col_shape, input_shape, filter_h, filter_w, stride=1, pad=0) -> 
 
 
 def conv_text(W_shape, b_shape, stride, pad) -> str:
-    return f"Convolution(W of shape {shape_text(W_shape)}, b of shape {shape_text(b_shape)}, stride={stride}, pad={pad})"
+    return (f"Convolution(W of shape {shape_text(W_shape)}, b of shape {shape_text(b_shape)}, stride={stride}, "
+            f"pad={pad})")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -721,10 +730,10 @@ class Student:
         self.require(name, what)
         return numpy_array(self.recorded(item, step, {**(whats or {}), step: what}), what, shape)
 
-    def gradient(self, item: str, attribute: str, shape, whats: dict) -> torch.Tensor:
-        """``self.dW`` or ``self.db`` of the layer of ``item``, as set by ``backward``."""
+    def gradient(self, item: str, attribute: str, step: str, shape, whats: dict) -> torch.Tensor:
+        """``self.dW`` or ``self.db`` of a layer (step ``step`` of ``item``), as set by ``backward``."""
         what = f"Convolution.{attribute} after backward()"
-        value = self.recorded(item, attribute, whats)
+        value = self.recorded(item, step, whats)
         if value is None or (isinstance(value, Raised) and value.type == "AttributeError"):
             fail(f"{what}: backward() must store the gradient in self.{attribute}")
         return numpy_array(value, what, shape)
@@ -753,63 +762,79 @@ class Student:
             if len(numbers) == 1:
                 forms.append(f"({numbers[0]},)")
             if not any(form in message for form in forms):
-                fail(f"{what}: the ValueError says {error.message!r}, which does not name the shape {shape_text(shape)}")
+                fail(f"{what}: the ValueError says {error.message!r}, which does not name the shape "
+                     f"{shape_text(shape)}")
         return error.message
 
-    # -- the graded parts, item by item (see tests/plan.py) -----------------------------------------
-    def im2col(self, item: str, step: str, case) -> torch.Tensor:
-        """The recorded ``im2col`` call of ``case``, checked for its type, dtype and shape."""
+    # -- the graded parts, as tests/plan.py calls them ------------------------------------------------
+    def im2col(self, step: str, case) -> torch.Tensor:
+        """Step ``step`` of the plan's ``im2col`` item (on the array ``im2col/<step>/x``): the matrix for
+        ``case``, checked for its type, dtype and shape."""
         N, C, H, W, fh, fw, stride, pad = case
         out_h, out_w = (H + 2 * pad - fh) // stride + 1, (W + 2 * pad - fw) // stride + 1
-        return self.array("im2col", item, step, im2col_text((N, C, H, W), fh, fw, stride, pad),
+        return self.array("im2col", "im2col", step, im2col_text((N, C, H, W), fh, fw, stride, pad),
                           (N * out_h * out_w, C * fh * fw))
 
-    def col2im(self, item: str, step: str, case, col_shape) -> torch.Tensor:
+    def col2im(self, step: str, case) -> torch.Tensor:
+        """Step ``step`` of the plan's ``col2im`` item (on the array ``col2im/<step>/col``), checked."""
         N, C, H, W, fh, fw, stride, pad = case
-        return self.array("col2im", item, step, col2im_text(col_shape, (N, C, H, W), fh, fw, stride, pad),
+        col_shape = self.probe.plan.arrays[f"col2im/{step}/col"].shape
+        return self.array("col2im", "col2im", step, col2im_text(col_shape, (N, C, H, W), fh, fw, stride, pad),
                           (N, C, H, W))
 
-    def conv_whats(self, item: str, stride: int, pad: int) -> dict:
-        x, W, b = (self.probe.plan.arrays[f"{item}/{k}"] for k in ("x", "W", "b"))
-        whats = {"layer": conv_text(W.shape, b.shape, stride, pad),
-                 "out": f"Convolution.forward(x of shape {shape_text(x.shape)})"}
-        if f"{item}/dout" in self.probe.plan.arrays:
-            whats["dx"] = f"Convolution.backward(dout of shape {shape_text(self.probe.plan.arrays[f'{item}/dout'].shape)})"
+    def _shape(self, where, name: str) -> str:
+        return shape_text(self.probe.plan.arrays[f"{where.key}/{name}"].shape)
+
+    def conv_whats(self, where, stride: int, pad: int) -> dict:
+        """What each step of a Convolution case is, in words (for the messages)."""
+        s = where.suffix
+        whats = {f"layer{s}": conv_text(self.probe.plan.arrays[f"{where.key}/W"].shape,
+                                        self.probe.plan.arrays[f"{where.key}/b"].shape, stride, pad),
+                 f"out{s}": f"Convolution.forward(x of shape {self._shape(where, 'x')})"}
+        if f"{where.key}/dout" in self.probe.plan.arrays:
+            whats[f"dx{s}"] = f"Convolution.backward(dout of shape {self._shape(where, 'dout')})"
         return whats
 
-    def conv_forward(self, item: str, case, FN: int) -> torch.Tensor:
-        """``Convolution(W, b, stride, pad).forward(x)`` of a Convolution item (type, dtype, shape checked)."""
+    def conv_forward(self, where, case, FN: int) -> torch.Tensor:
+        """``Convolution(W, b, stride, pad).forward(x)`` of a Convolution case (type, dtype, shape checked)."""
         N, C, H, W, fh, fw, stride, pad = case
-        whats = self.conv_whats(item, stride, pad)
-        self.require("Convolution", whats["layer"])
+        whats = self.conv_whats(where, stride, pad)
+        self.require("Convolution", whats[f"layer{where.suffix}"])
         out_h, out_w = (H + 2 * pad - fh) // stride + 1, (W + 2 * pad - fw) // stride + 1
-        return self.array("Convolution.forward", item, "out", whats["out"], (N, FN, out_h, out_w), whats)
+        return self.array("Convolution.forward", where.item, f"out{where.suffix}", whats[f"out{where.suffix}"],
+                          (N, FN, out_h, out_w), whats)
 
-    def conv_backward(self, item: str, case, FN: int) -> tuple:
-        """``(dx, dW, db)`` of a Convolution item that ran forward then backward (type, dtype, shapes checked)."""
+    def conv_backward(self, where, case, FN: int) -> tuple:
+        """``(dx, dW, db)`` of a Convolution case that ran forward then backward (type, dtype, shapes checked)."""
         N, C, H, W, fh, fw, stride, pad = case
-        whats = self.conv_whats(item, stride, pad)
-        self.require("Convolution", whats["layer"])
-        self.require("Convolution.forward", whats["out"])
-        dx = self.array("Convolution.backward", item, "dx", whats["dx"], (N, C, H, W), whats)
-        return dx, self.gradient(item, "dW", (FN, C, fh, fw), whats), self.gradient(item, "db", (FN,), whats)
+        s = where.suffix
+        whats = self.conv_whats(where, stride, pad)
+        self.require("Convolution", whats[f"layer{s}"])
+        self.require("Convolution.forward", whats[f"out{s}"])
+        dx = self.array("Convolution.backward", where.item, f"dx{s}", whats[f"dx{s}"], (N, C, H, W), whats)
+        return (dx, self.gradient(where.item, "dW", f"dW{s}", (FN, C, fh, fw), whats),
+                self.gradient(where.item, "db", f"db{s}", (FN,), whats))
 
-    def pool_whats(self, item: str, pool_h: int, pool_w: int, stride: int) -> dict:
-        whats = {"layer": f"Pooling(pool_h={pool_h}, pool_w={pool_w}, stride={stride})",
-                 "out": f"Pooling.forward(x of shape {shape_text(self.probe.plan.arrays[f'{item}/x'].shape)})"}
-        if f"{item}/dout" in self.probe.plan.arrays:
-            whats["dx"] = f"Pooling.backward(dout of shape {shape_text(self.probe.plan.arrays[f'{item}/dout'].shape)})"
+    def pool_whats(self, where, pool_h: int, pool_w: int, stride: int) -> dict:
+        s = where.suffix
+        whats = {f"layer{s}": f"Pooling(pool_h={pool_h}, pool_w={pool_w}, stride={stride})",
+                 f"out{s}": f"Pooling.forward(x of shape {self._shape(where, 'x')})"}
+        if f"{where.key}/dout" in self.probe.plan.arrays:
+            whats[f"dx{s}"] = f"Pooling.backward(dout of shape {self._shape(where, 'dout')})"
         return whats
 
-    def pool_forward(self, item: str, pool_h: int, pool_w: int, stride: int) -> torch.Tensor:
-        N, C, H, W = self.probe.plan.arrays[f"{item}/x"].shape
-        whats = self.pool_whats(item, pool_h, pool_w, stride)
-        self.require("Pooling", whats["layer"])
+    def pool_forward(self, where, pool_h: int, pool_w: int, stride: int) -> torch.Tensor:
+        N, C, H, W = self.probe.plan.arrays[f"{where.key}/x"].shape
+        whats = self.pool_whats(where, pool_h, pool_w, stride)
+        self.require("Pooling", whats[f"layer{where.suffix}"])
         shape = (N, C, (H - pool_h) // stride + 1, (W - pool_w) // stride + 1)
-        return self.array("Pooling.forward", item, "out", whats["out"], shape, whats)
+        return self.array("Pooling.forward", where.item, f"out{where.suffix}", whats[f"out{where.suffix}"], shape,
+                          whats)
 
-    def pool_backward(self, item: str, pool_h: int, pool_w: int, stride: int) -> torch.Tensor:
-        whats = self.pool_whats(item, pool_h, pool_w, stride)
-        self.require("Pooling", whats["layer"])
-        self.require("Pooling.forward", whats["out"])
-        return self.array("Pooling.backward", item, "dx", whats["dx"], self.probe.plan.arrays[f"{item}/x"].shape, whats)
+    def pool_backward(self, where, pool_h: int, pool_w: int, stride: int) -> torch.Tensor:
+        s = where.suffix
+        whats = self.pool_whats(where, pool_h, pool_w, stride)
+        self.require("Pooling", whats[f"layer{s}"])
+        self.require("Pooling.forward", whats[f"out{s}"])
+        return self.array("Pooling.backward", where.item, f"dx{s}", whats[f"dx{s}"],
+                          self.probe.plan.arrays[f"{where.key}/x"].shape, whats)

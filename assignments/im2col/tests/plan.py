@@ -4,20 +4,27 @@ Every input is a float64 numpy array of the plan (``Plan.arrays``); the random o
 plan's seed (0 on your machine, a seed of the grader's own for each submission), so the same tests see
 new numbers in the grader. The items, in order:
 
-* the course's worked example, with ``pad=1`` and pre-padded with ``pad=0`` (im2col and Convolution);
-* the visible ``CASES``: im2col, col2im, and Convolution(W, b).forward(x) then .backward(dout), .dW, .db;
-* the edge cases of the output shape and the invalid inputs (each must raise ValueError; the probe
-  records the exception, its message and where it came from);
-* the gradient check's forward and backward (stride 2, pad 1);
-* for the hidden property tests, ``PROPERTY_CASES`` random windows per property (:func:`random_windows`,
-  :func:`random_pools`): im2col, col2im, Convolution forward, and forward then backward;
-* the bonus: Pooling forward, and forward then backward, on ``POOL_CASES`` and on random pools.
+* ``im2col``: every im2col call, one step each: the course's worked example (``pad=1``) and the same
+  pre-padded (``pad=0``), the visible ``CASES``, the ``EDGE_CASES``, the invalid inputs (each must raise
+  ValueError; the probe records the exception, its message and where it came from), and
+  ``PROPERTY_CASES`` random windows (:func:`random_windows`) for the hidden property test;
+* ``col2im``: every col2im call, the same way (visible cases, invalid input, random windows);
+* Convolution(W, b, stride, pad).forward(x): the worked example and pre-padded, the visible cases, invalid
+  input, then the random cases;
+* forward then .backward(dout), .dW, .db: the visible cases, the gradient check (stride 2, pad 1), the
+  random cases (``dout`` has the output's shape, from the formula);
+* the bonus: Pooling forward, and forward then backward, on ``POOL_CASES`` and on random pools
+  (:func:`random_pools`).
 
-A chain of calls on one layer (construct, forward, backward) is one item: after a step raises, the rest
-of that item is not run. Everything else is one call per step of an ``independent`` item, or an item of
-its own, so that one failure hides nothing unrelated.
+The calls of im2col are one item, and so are those of col2im: each call is a step of its own, so one
+that raises hides nothing. A chain of calls on one layer (construct, forward, backward) stops at the
+first step that raises; the random cases of a property are one such chain, in the order the test
+checks them (it stops at the first failure too). Each item has its own time limit, and the items run in
+the order above, so that a part that never returns costs as few other parts their results as possible.
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -135,12 +142,23 @@ def random_pools(seed: int, name: str, count: int = PROPERTY_CASES) -> list[tupl
 
 
 # ------------------------------------------------------------------------------------------- the items
+class Site(NamedTuple):
+    """Where the calls of one Convolution or Pooling case are: the Calls ``item``, the ``key`` its arrays
+    start with (``<key>/x``, ``<key>/W``, ``<key>/b``, ``<key>/dout``) and the ``suffix`` of its step names
+    (``layer<suffix>``, ``out<suffix>``, ``dx<suffix>``, ``dW<suffix>``, ``db<suffix>``)."""
+
+    item: str
+    key: str
+    suffix: str = ""
+
+
+def site(item: str, index: int | None = None) -> Site:
+    """The case of an item of its own (``index`` None) or case ``index`` of a chain of random cases."""
+    return Site(item, item) if index is None else Site(item, f"{item}/{index}", str(index))
+
+
 def array(name: str) -> dict:
     return {"array": name}
-
-
-def ref(name: str) -> dict:
-    return {"ref": name}
 
 
 def shape_arg(shape) -> dict:
@@ -151,21 +169,24 @@ def call(target: str, name: str, *args) -> dict:
     return {"call": target, "args": list(args), "as": name}
 
 
-def conv_steps(key: str, stride: int, pad: int, *, backward: bool) -> list:
+def conv_steps(where: Site, stride: int, pad: int, *, backward: bool) -> list:
     """``layer = Convolution(W, b, stride, pad)``, ``out = layer.forward(x)`` and, with ``backward``,
-    ``dx = layer.backward(dout)`` and the layer's ``dW`` and ``db``; the arrays are ``<key>/W`` and so on."""
-    steps = [call("Convolution", "layer", array(f"{key}/W"), array(f"{key}/b"), stride, pad),
-             call("layer.forward", "out", array(f"{key}/x"))]
+    ``dx = layer.backward(dout)`` and the layer's ``dW`` and ``db``."""
+    k, s = where.key, where.suffix
+    steps = [call("Convolution", f"layer{s}", array(f"{k}/W"), array(f"{k}/b"), stride, pad),
+             call(f"layer{s}.forward", f"out{s}", array(f"{k}/x"))]
     if backward:
-        steps += [call("layer.backward", "dx", array(f"{key}/dout")),
-                  {"get": "layer.dW", "as": "dW"}, {"get": "layer.db", "as": "db"}]
+        steps += [call(f"layer{s}.backward", f"dx{s}", array(f"{k}/dout")),
+                  {"get": f"layer{s}.dW", "as": f"dW{s}"}, {"get": f"layer{s}.db", "as": f"db{s}"}]
     return steps
 
 
-def pool_steps(key: str, pool_h: int, pool_w: int, stride: int, *, backward: bool) -> list:
-    steps = [call("Pooling", "layer", pool_h, pool_w, stride), call("layer.forward", "out", array(f"{key}/x"))]
+def pool_steps(where: Site, pool_h: int, pool_w: int, stride: int, *, backward: bool) -> list:
+    k, s = where.key, where.suffix
+    steps = [call("Pooling", f"layer{s}", pool_h, pool_w, stride),
+             call(f"layer{s}.forward", f"out{s}", array(f"{k}/x"))]
     if backward:
-        steps.append(call("layer.backward", "dx", array(f"{key}/dout")))
+        steps.append(call(f"layer{s}.backward", f"dx{s}", array(f"{k}/dout")))
     return steps
 
 
@@ -186,83 +207,84 @@ class _Builder:
     def add(self, item_id: str, steps: list, *, independent: bool = False) -> None:
         self.items.append(Calls(item_id, steps, independent=independent))
 
-    def conv(self, key: str, case, FN: int, *, backward: bool) -> None:
+    def conv(self, where: Site, case, FN: int, *, backward: bool) -> list:
+        """The arrays of a Convolution case (random x, W, b and dout of the output's shape) and its steps."""
         N, C, H, W, fh, fw, stride, pad = case
-        self.randn(f"{key}/x", (N, C, H, W))
-        self.randn(f"{key}/W", (FN, C, fh, fw))
-        self.randn(f"{key}/b", (FN,))
+        self.randn(f"{where.key}/x", (N, C, H, W))
+        self.randn(f"{where.key}/W", (FN, C, fh, fw))
+        self.randn(f"{where.key}/b", (FN,))
         if backward:
-            self.randn(f"{key}/dout", (N, FN, *out_size(case)))
-        self.add(key, conv_steps(key, stride, pad, backward=backward))
+            self.randn(f"{where.key}/dout", (N, FN, *out_size(case)))
+        return conv_steps(where, stride, pad, backward=backward)
 
-    def pool(self, key: str, shape, pool_h: int, pool_w: int, stride: int, *, backward: bool) -> None:
-        self.randn(f"{key}/x", shape)
+    def pool(self, where: Site, shape, pool_h: int, pool_w: int, stride: int, *, backward: bool) -> list:
+        self.randn(f"{where.key}/x", shape)
         if backward:
-            self.randn(f"{key}/dout", pool_out_shape(shape, pool_h, pool_w, stride))
-        self.add(key, pool_steps(key, pool_h, pool_w, stride, backward=backward))
+            self.randn(f"{where.key}/dout", pool_out_shape(shape, pool_h, pool_w, stride))
+        return pool_steps(where, pool_h, pool_w, stride, backward=backward)
 
+    def im2col(self, step: str, case) -> dict:
+        N, C, H, W, fh, fw, stride, pad = case
+        return call("im2col", step, self.randn(f"im2col/{step}/x", (N, C, H, W)), fh, fw, stride, pad)
 
-def im2col_step(b: _Builder, key: str, case, name: str) -> dict:
-    N, C, H, W, fh, fw, stride, pad = case
-    return call("im2col", name, b.randn(f"{key}/x", (N, C, H, W)), fh, fw, stride, pad)
-
-
-def col2im_step(b: _Builder, key: str, case, name: str) -> dict:
-    N, C, H, W, fh, fw, stride, pad = case
-    return call("col2im", name, b.randn(f"{key}/col", col_shape(case)), shape_arg((N, C, H, W)), fh, fw, stride, pad)
+    def col2im(self, step: str, case) -> dict:
+        N, C, H, W, fh, fw, stride, pad = case
+        col = self.randn(f"col2im/{step}/col", col_shape(case))
+        return call("col2im", step, col, shape_arg((N, C, H, W)), fh, fw, stride, pad)
 
 
 def make_plan(seed: int, files: dict) -> Plan:
     b = _Builder(seed)
-    # The worked example: im2col and Convolution (pad=1), and the same pre-padded (pad=0).
-    b.add("worked/im2col", [call("im2col", "col", b.fixed("worked/im2col/x", COURSE_IMAGE), 3, 3, 1, 1)])
-    b.add("prepadded/im2col", [call("im2col", "col", b.fixed("prepadded/im2col/x", COURSE_PADDED), 3, 3, 1, 0)])
-    for key, image, pad in (("worked/conv", COURSE_IMAGE, 1), ("prepadded/conv", COURSE_PADDED, 0)):
-        b.fixed(f"{key}/x", image)
-        b.fixed(f"{key}/W", COURSE_FILTER)
-        b.fixed(f"{key}/b", np.zeros(1))
-        b.add(key, conv_steps(key, 1, pad, backward=False))
-    # The visible cases.
-    for k, case in enumerate(CASES):
-        b.add(f"case{k}/im2col", [im2col_step(b, f"case{k}/im2col", case, "col")])
-        b.add(f"case{k}/col2im", [col2im_step(b, f"case{k}/col2im", case, "image")])
-    # Edge cases of the output shape, and invalid input.
-    b.add("edge/im2col", [im2col_step(b, f"edge/{i}", case, f"e{i}") for i, case in enumerate(EDGE_CASES)],
-          independent=True)
-    invalid = []
+    # im2col: every call in one item (each step on its own: one that raises hides nothing).
+    steps = [call("im2col", "worked", b.fixed("im2col/worked/x", COURSE_IMAGE), 3, 3, 1, 1),
+             call("im2col", "prepadded", b.fixed("im2col/prepadded/x", COURSE_PADDED), 3, 3, 1, 0)]
+    steps += [b.im2col(f"case{k}", case) for k, case in enumerate(CASES)]
+    steps += [b.im2col(f"edge/{i}", case) for i, case in enumerate(EDGE_CASES)]
     for group, cases in INVALID_IM2COL.items():
         for i, (shape, fh, fw, stride, pad) in enumerate(cases):
-            invalid.append(call("im2col", f"{group}/{i}", b.randn(f"invalid/{group}/{i}", shape), fh, fw, stride, pad))
-    b.add("invalid/im2col", invalid, independent=True)
-    b.add("invalid/col2im", [call("col2im", f"c{i}", b.randn(f"invalid/col2im/{i}", col), shape_arg(shape), 3, 3, stride, 0)
-                             for i, (col, shape, stride, _) in enumerate(INVALID_COL2IM)], independent=True)
-    # Hidden properties of im2col and col2im: random windows, one call each.
-    b.add("prop/im2col", [im2col_step(b, f"prop/im2col/{i}", case, f"c{i}")
-                          for i, case in enumerate(random_windows(seed, "im2col"))], independent=True)
-    for name in ("col2im-adjoint", "col2im-sums"):
-        b.add(f"prop/{name}", [col2im_step(b, f"prop/{name}/{i}", case, f"c{i}")
-                               for i, case in enumerate(random_windows(seed, name))], independent=True)
-    # Convolution: the visible cases, invalid input, the pre-padded example, the gradient check, random windows.
+            x = b.randn(f"im2col/invalid/{group}/{i}/x", shape)
+            steps.append(call("im2col", f"invalid/{group}/{i}", x, fh, fw, stride, pad))
+    steps += [b.im2col(f"prop/{i}", case) for i, case in enumerate(random_windows(seed, "im2col"))]
+    b.add("im2col", steps, independent=True)
+    # col2im, the same way.
+    steps = [b.col2im(f"case{k}", case) for k, case in enumerate(CASES)]
+    for i, (col, shape, stride, _) in enumerate(INVALID_COL2IM):
+        steps.append(call("col2im", f"invalid/{i}", b.randn(f"col2im/invalid/{i}/col", col), shape_arg(shape), 3, 3,
+                          stride, 0))
+    for name in ("adjoint", "sums"):
+        steps += [b.col2im(f"{name}/{i}", case) for i, case in enumerate(random_windows(seed, f"col2im-{name}"))]
+    b.add("col2im", steps, independent=True)
+    # Convolution.forward: the worked example (pad=1) and pre-padded (pad=0), the visible cases, invalid input,
+    # then the random cases as one chain (after a step raises, the rest is not run: the test stops there too).
+    for item, image, pad in (("worked/conv", COURSE_IMAGE, 1), ("prepadded/conv", COURSE_PADDED, 0)):
+        b.fixed(f"{item}/x", image)
+        b.fixed(f"{item}/W", COURSE_FILTER)
+        b.fixed(f"{item}/b", np.zeros(1))
+        b.add(item, conv_steps(site(item), 1, pad, backward=False))
     for k, case in enumerate(CASES):
-        b.conv(f"case{k}/conv-forward", case, CASE_FILTERS, backward=False)
-        b.conv(f"case{k}/conv-backward", case, CASE_FILTERS, backward=True)
+        b.add(f"case{k}/conv-forward", b.conv(site(f"case{k}/conv-forward"), case, CASE_FILTERS, backward=False))
     for i, (shape, stride, _) in enumerate(INVALID_CONV):
-        key = f"invalid/conv{i}"
-        b.add(key, [call("Convolution", "layer", b.randn(f"{key}/W", INVALID_CONV_W), b.randn(f"{key}/b", INVALID_CONV_W[:1]),
-                         stride, 0),
-                    call("layer.forward", "out", b.randn(f"{key}/x", shape))])
+        item = f"invalid/conv{i}"
+        W, bias = b.randn(f"{item}/W", INVALID_CONV_W), b.randn(f"{item}/b", INVALID_CONV_W[:1])
+        b.add(item, [call("Convolution", "layer", W, bias, stride, 0),
+                     call("layer.forward", "out", b.randn(f"{item}/x", shape))])
+    cases = zip(random_windows(seed, "conv-forward"), random_filters(seed, "conv-forward"))
+    b.add("prop/conv-forward", [step for i, (case, FN) in enumerate(cases)
+                                for step in b.conv(site("prop/conv-forward", i), case, FN, backward=False)])
+    # Convolution.backward (after forward): the visible cases, the gradient check, the random cases.
+    for k, case in enumerate(CASES):
+        b.add(f"case{k}/conv-backward", b.conv(site(f"case{k}/conv-backward"), case, CASE_FILTERS, backward=True))
     N, C, H, W, FN, F, stride, pad = GRADCHECK
-    b.conv("gradcheck", (N, C, H, W, F, F, stride, pad), FN, backward=True)
-    for i, (case, FN) in enumerate(zip(random_windows(seed, "conv-forward"), random_filters(seed, "conv-forward"))):
-        b.conv(f"prop/conv-forward/{i}", case, FN, backward=False)
-    for i, (case, FN) in enumerate(zip(random_windows(seed, "conv-backward"), random_filters(seed, "conv-backward"))):
-        b.conv(f"prop/conv-backward/{i}", case, FN, backward=True)
-    # Bonus: Pooling.
-    for k, (shape, pool, stride) in enumerate(POOL_CASES):
-        b.pool(f"pool{k}/forward", shape, pool, pool, stride, backward=False)
-        b.pool(f"pool{k}/backward", shape, pool, pool, stride, backward=True)
-    for i, (N, C, H, W, ph, pw, stride) in enumerate(random_pools(seed, "pool-forward")):
-        b.pool(f"prop/pool-forward/{i}", (N, C, H, W), ph, pw, stride, backward=False)
-    for i, (N, C, H, W, ph, pw, stride) in enumerate(random_pools(seed, "pool-backward")):
-        b.pool(f"prop/pool-backward/{i}", (N, C, H, W), ph, pw, stride, backward=True)
+    b.add("gradcheck", b.conv(site("gradcheck"), (N, C, H, W, F, F, stride, pad), FN, backward=True))
+    cases = zip(random_windows(seed, "conv-backward"), random_filters(seed, "conv-backward"))
+    b.add("prop/conv-backward", [step for i, (case, FN) in enumerate(cases)
+                                 for step in b.conv(site("prop/conv-backward", i), case, FN, backward=True)])
+    # Bonus: Pooling, last (a Pooling that never returns costs no other part its results).
+    for direction, backward in (("forward", False), ("backward", True)):
+        for k, (shape, pool, stride) in enumerate(POOL_CASES):
+            item = f"pool{k}/{direction}"
+            b.add(item, b.pool(site(item), shape, pool, pool, stride, backward=backward))
+        item = f"prop/pool-{direction}"
+        b.add(item, [step for i, (N, C, H, W, ph, pw, stride) in enumerate(random_pools(seed, f"pool-{direction}"))
+                     for step in b.pool(site(item, i), (N, C, H, W), ph, pw, stride, backward=backward)])
     return Plan(MODULE, b.items, b.arrays, seed=seed, files=[f"{MODULE}.py"])

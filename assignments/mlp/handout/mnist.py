@@ -10,12 +10,13 @@ a laptop CPU.
 import argparse
 import time
 
+import mnistkit  # first: torch's idle threads then sleep instead of spinning
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
 from mlp import Net
-from mnistkit.data import batches, load_mnist, normalize
+from mnistkit.data import MNISTUnavailableError, batches, load_mnist, normalize
 
 
 def train(model, device, images, labels, optimizer, batch_size, generator, epoch):
@@ -77,8 +78,12 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
 
-    train_images, train_labels = load_mnist(train=True, data_dir=args.data_dir)
-    test_images, test_labels = load_mnist(train=False, data_dir=args.data_dir)
+    print(mnistkit.threads_note())
+    try:
+        train_images, train_labels = load_mnist(train=True, data_dir=args.data_dir)
+        test_images, test_labels = load_mnist(train=False, data_dir=args.data_dir)
+    except MNISTUnavailableError as err:
+        parser.exit(2, f"error: {err}\n")
     train_images = normalize(train_images)
     test_images = normalize(test_images)
 
@@ -91,6 +96,9 @@ def main(argv=None):
         test_loss, test_acc = test(model, device, test_images, test_labels, args.test_batch_size)
         print(f"epoch {epoch}: train loss {train_loss:.4f}, train accuracy {train_acc:.2%} | "
               f"test loss {test_loss:.4f}, test accuracy {test_acc:.2%} ({time.perf_counter() - start:.1f} s)")
+        if train_loss < 0:
+            print("warning: the training loss is negative, so your network's outputs are not log-probabilities: "
+                  "end forward with F.log_softmax(x, dim=1), not softmax")
 
     torch.save(model.state_dict(), args.save_model)
     print(f"saved the trained weights to {args.save_model}")

@@ -15,12 +15,13 @@ into one tensor once and batched by slicing.
 import argparse
 import time
 
+import mnistkit  # first: torch's idle threads then sleep instead of spinning
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
 from vgg import Net, shape_table
-from mnistkit.data import batches, load_mnist, normalize
+from mnistkit.data import MNISTUnavailableError, batches, load_mnist, normalize
 from mnistkit.tracing import print_layer_shapes
 from mnistkit.train import train_as_grader
 
@@ -111,8 +112,12 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
 
-    train_images, train_labels = load_mnist(train=True, data_dir=args.data_dir)
-    test_images, test_labels = load_mnist(train=False, data_dir=args.data_dir)
+    print(mnistkit.threads_note())
+    try:
+        train_images, train_labels = load_mnist(train=True, data_dir=args.data_dir)
+        test_images, test_labels = load_mnist(train=False, data_dir=args.data_dir)
+    except MNISTUnavailableError as err:
+        parser.exit(2, f"error: {err}\n")
     train_images = normalize(train_images)
     test_images = normalize(test_images)
     if args.subset and not args.grader_budget:
@@ -134,6 +139,9 @@ def main(argv=None):
             print(f"epoch {epoch}: train loss {train_loss:.4f}, train accuracy {train_acc:.2%} | "
                   f"test loss {test_loss:.4f}, test accuracy {test_acc:.2%} "
                   f"({time.perf_counter() - start:.1f} s)")
+            if train_loss < 0:
+                print("warning: the training loss is negative, so your network's outputs are not log-probabilities: "
+                      "end forward with F.log_softmax(x, dim=1), not softmax")
 
     if args.save_model:
         torch.save(model.state_dict(), args.save_model)

@@ -12,7 +12,7 @@ from im2col_contract import COURSE_COL, COURSE_OUTPUT, call_text, fold_rows, im2
 from mnistkit.checks import assert_close, fail
 from plan import (
     CASE_FILTERS, CASES, EDGE_CASES, GRADCHECK, INVALID_COL2IM, INVALID_CONV, INVALID_CONV_W, INVALID_IM2COL,
-    POOL_CASES, col_shape, random_filters, random_pools, random_windows,
+    POOL_CASES, random_filters, random_pools, random_windows, site,
 )
 
 
@@ -25,8 +25,8 @@ def test_im2col_matches_unfold_property(student, plan_seed):
     """For random shapes, windows, strides and paddings, im2col is torch's unfold in the documented layout."""
     for i, case in enumerate(random_windows(plan_seed, "im2col")):
         N, C, H, W, fh, fw, stride, pad = case
-        x = student.tensor(f"prop/im2col/{i}/x")
-        col = student.im2col("prop/im2col", f"c{i}", case)
+        x = student.tensor(f"im2col/prop/{i}/x")
+        col = student.im2col(f"prop/{i}", case)
         wrong = torch.nonzero(col != unfold_rows(x, fh, fw, stride, pad))
         if len(wrong):
             row, column = (int(v) for v in wrong[0])
@@ -38,13 +38,13 @@ def test_im2col_matches_unfold_property(student, plan_seed):
 def test_im2col_output_shape_edge_cases(student):
     """Shapes follow the formula also for 1x1 windows, a window as large as the padded image, and stride 3."""
     for i, case in enumerate(EDGE_CASES):
-        student.im2col("edge/im2col", f"e{i}", case)
+        student.im2col(f"edge/{i}", case)
 
 
 @pytest.mark.points(1)
 def test_im2col_worked_example_prepadded(student):
     """The course's 5x5 zero-padded array with pad=0 gives the same 9x9 matrix as the 3x3 image with pad=1."""
-    col = student.im2col("prepadded/im2col", "col", (1, 1, 5, 5, 3, 3, 1, 0))
+    col = student.im2col("prepadded", (1, 1, 5, 5, 3, 3, 1, 0))
     if not torch.equal(col, torch.tensor(COURSE_COL, dtype=torch.float64)):
         fail("im2col of the course's 5x5 padded array (pad=0, 3x3 window): the rows differ from the course's matrix "
              "(the same as for the 3x3 image with pad=1)")
@@ -55,8 +55,8 @@ def test_col2im_is_adjoint_property(student, randn, plan_seed):
     """For random shapes, <im2col(x), y> == <x, col2im(y)>."""
     for i, case in enumerate(random_windows(plan_seed, "col2im-adjoint")):
         N, C, H, W, fh, fw, stride, pad = case
-        y = student.tensor(f"prop/col2im-adjoint/{i}/col")
-        back = student.col2im("prop/col2im-adjoint", f"c{i}", case, y.shape)
+        y = student.tensor(f"col2im/adjoint/{i}/col")
+        back = student.col2im(f"adjoint/{i}", case)
         x = randn(N, C, H, W, seed=100 + i)
         cols = unfold_rows(x, fh, fw, stride, pad)
         left, right = float((cols * y).sum()), float((x * back).sum())
@@ -71,8 +71,8 @@ def test_col2im_sums_overlaps_property(student, plan_seed):
     hint = "where windows overlap (stride < window), a pixel gets the sum of all its entries (+=, not =)"
     for i, case in enumerate(random_windows(plan_seed, "col2im-sums")):
         N, C, H, W, fh, fw, stride, pad = case
-        y = student.tensor(f"prop/col2im-sums/{i}/col")
-        back = student.col2im("prop/col2im-sums", f"c{i}", case, y.shape)
+        y = student.tensor(f"col2im/sums/{i}/col")
+        back = student.col2im(f"sums/{i}", case)
         assert_close(back, fold_rows(y, (N, C, H, W), fh, fw, stride, pad), f"col2im({call_text(case)})", hint=hint)
 
 
@@ -80,8 +80,8 @@ def test_col2im_sums_overlaps_property(student, plan_seed):
 # Convolution
 
 
-def conv_tensors(student, item):
-    return tuple(student.tensor(f"{item}/{name}") for name in ("x", "W", "b"))
+def conv_tensors(student, where):
+    return tuple(student.tensor(f"{where.key}/{name}") for name in ("x", "W", "b"))
 
 
 @pytest.mark.points(3)
@@ -90,9 +90,9 @@ def test_convolution_forward_property(student, plan_seed):
     cases = zip(random_windows(plan_seed, "conv-forward"), random_filters(plan_seed, "conv-forward"))
     for i, (case, FN) in enumerate(cases):
         N, C, H, W, fh, fw, stride, pad = case
-        item = f"prop/conv-forward/{i}"
-        x, Wt, b = conv_tensors(student, item)
-        out = student.conv_forward(item, case, FN)
+        where = site("prop/conv-forward", i)
+        x, Wt, b = conv_tensors(student, where)
+        out = student.conv_forward(where, case, FN)
         expected = torch.nn.functional.conv2d(x, Wt, b, stride=stride, padding=pad)
         assert_close(out, expected, f"Convolution.forward({call_text(case)}, {FN} filters)")
 
@@ -103,10 +103,10 @@ def test_convolution_backward_property(student, plan_seed):
     cases = zip(random_windows(plan_seed, "conv-backward"), random_filters(plan_seed, "conv-backward"))
     for i, (case, FN) in enumerate(cases):
         N, C, H, W, fh, fw, stride, pad = case
-        item = f"prop/conv-backward/{i}"
-        x, Wt, b = conv_tensors(student, item)
-        dout = student.tensor(f"{item}/dout")
-        dx, dW, db = student.conv_backward(item, case, FN)
+        where = site("prop/conv-backward", i)
+        x, Wt, b = conv_tensors(student, where)
+        dout = student.tensor(f"{where.key}/dout")
+        dx, dW, db = student.conv_backward(where, case, FN)
         xr, Wr, br = (t.clone().requires_grad_() for t in (x, Wt, b))
         torch.nn.functional.conv2d(xr, Wr, br, stride=stride, padding=pad).backward(dout)
         what = f"Convolution.backward({call_text(case)}, {FN} filters):"
@@ -123,9 +123,9 @@ def test_convolution_backward_gradient_check(student):
     backward alone: (loss(p + eps) - loss(p - eps)) / (2 eps) for every entry p of x, W and b.
     """
     N, C, H, W, FN, F, stride, pad = GRADCHECK
-    x, Wt, b = conv_tensors(student, "gradcheck")
+    x, Wt, b = conv_tensors(student, site("gradcheck"))
     G = student.tensor("gradcheck/dout")
-    dx, dW, db = student.conv_backward("gradcheck", (N, C, H, W, F, F, stride, pad), FN)
+    dx, dW, db = student.conv_backward(site("gradcheck"), (N, C, H, W, F, F, stride, pad), FN)
     analytic = {"dx": dx, "dW": dW, "db": db}
 
     def loss(x, Wt, b):
@@ -149,7 +149,7 @@ def test_convolution_backward_gradient_check(student):
 @pytest.mark.points(1)
 def test_convolution_worked_example_prepadded(student):
     """Convolution with pad=0 on the course's 5x5 padded array gives the worked example's output."""
-    out = student.conv_forward("prepadded/conv", (1, 1, 5, 5, 3, 3, 1, 0), 1)
+    out = student.conv_forward(site("prepadded/conv"), (1, 1, 5, 5, 3, 3, 1, 0), 1)
     if not torch.allclose(out[0, 0], torch.tensor(COURSE_OUTPUT, dtype=torch.float64), rtol=0, atol=1e-12):
         fail(f"Convolution(pad=0).forward on the 5x5 padded array: expected {COURSE_OUTPUT}, got {out[0, 0].tolist()}")
 
@@ -160,7 +160,7 @@ def test_convolution_worked_example_prepadded(student):
 
 def expect_im2col_errors(student, group):
     for i, (shape, fh, fw, stride, pad) in enumerate(INVALID_IM2COL[group]):
-        student.expect_value_error("im2col", "invalid/im2col", f"{group}/{i}", im2col_text(shape, fh, fw, stride, pad),
+        student.expect_value_error("im2col", "im2col", f"invalid/{group}/{i}", im2col_text(shape, fh, fw, stride, pad),
                                    names=[shape])
 
 
@@ -187,7 +187,7 @@ def test_col2im_rejects_invalid_shapes(student):
     """col2im: a col of the wrong shape, or an input_shape the window does not fit, is a ValueError naming it."""
     for i, (col, input_shape, stride, named) in enumerate(INVALID_COL2IM):
         what = f"col2im(col of shape {col}, input_shape={input_shape}, filter_h=3, filter_w=3, stride={stride})"
-        student.expect_value_error("col2im", "invalid/col2im", f"c{i}", what, names=[named])
+        student.expect_value_error("col2im", "col2im", f"invalid/{i}", what, names=[named])
 
 
 @pytest.mark.points(1)
@@ -209,7 +209,7 @@ def test_convolution_rejects_invalid_input(student):
 def test_col2im_has_no_loop_over_images_or_pixels(student):
     """col2im loops over the filter window only, never over the images or the output pixels."""
     for k, case in enumerate(CASES):
-        student.col2im(f"case{k}/col2im", "image", case, col_shape(case))
+        student.col2im(f"case{k}", case)
     student.assert_no_loop("col2im")
 
 
@@ -217,7 +217,7 @@ def test_col2im_has_no_loop_over_images_or_pixels(student):
 def test_convolution_forward_has_no_loop_over_images_or_pixels(student):
     """Convolution.forward (and what it calls) loops over the filter window only."""
     for k, case in enumerate(CASES):
-        student.conv_forward(f"case{k}/conv-forward", case, CASE_FILTERS)
+        student.conv_forward(site(f"case{k}/conv-forward"), case, CASE_FILTERS)
     student.assert_no_loop("Convolution.forward")
 
 
@@ -225,7 +225,7 @@ def test_convolution_forward_has_no_loop_over_images_or_pixels(student):
 def test_convolution_backward_has_no_loop_over_images_or_pixels(student):
     """Convolution.backward (and what it calls) loops over the filter window only."""
     for k, case in enumerate(CASES):
-        student.conv_backward(f"case{k}/conv-backward", case, CASE_FILTERS)
+        student.conv_backward(site(f"case{k}/conv-backward"), case, CASE_FILTERS)
     student.assert_no_loop("Convolution.backward")
 
 
@@ -238,10 +238,10 @@ def test_convolution_backward_has_no_loop_over_images_or_pixels(student):
 def test_pooling_forward_property(student, plan_seed):
     """Bonus: for random shapes, windows and strides, Pooling.forward equals torch's max_pool2d."""
     for i, (N, C, H, W, ph, pw, stride) in enumerate(random_pools(plan_seed, "pool-forward")):
-        item = f"prop/pool-forward/{i}"
-        x = student.tensor(f"{item}/x")
+        where = site("prop/pool-forward", i)
+        x = student.tensor(f"{where.key}/x")
         expected = torch.nn.functional.max_pool2d(x, (ph, pw), stride)
-        out = student.pool_forward(item, ph, pw, stride)
+        out = student.pool_forward(where, ph, pw, stride)
         assert_close(out, expected, f"Pooling({ph}, {pw}, stride={stride}).forward(x of shape {(N, C, H, W)})",
                      rtol=1e-12)
 
@@ -251,9 +251,9 @@ def test_pooling_forward_property(student, plan_seed):
 def test_pooling_backward_property(student, plan_seed):
     """Bonus: for random shapes, Pooling.backward equals torch autograd (gradients of overlapping windows add)."""
     for i, (N, C, H, W, ph, pw, stride) in enumerate(random_pools(plan_seed, "pool-backward")):
-        item = f"prop/pool-backward/{i}"
-        x, dout = student.tensor(f"{item}/x"), student.tensor(f"{item}/dout")
-        dx = student.pool_backward(item, ph, pw, stride)
+        where = site("prop/pool-backward", i)
+        x, dout = student.tensor(f"{where.key}/x"), student.tensor(f"{where.key}/dout")
+        dx = student.pool_backward(where, ph, pw, stride)
         xr = x.clone().requires_grad_()
         torch.nn.functional.max_pool2d(xr, (ph, pw), stride).backward(dout)
         assert_close(dx, xr.grad, f"Pooling({ph}, {pw}, stride={stride}).backward on x of shape {(N, C, H, W)}",
@@ -265,7 +265,7 @@ def test_pooling_backward_property(student, plan_seed):
 def test_pooling_has_no_loop_over_images_or_pixels(student):
     """Bonus: Pooling.forward and backward (and what they call) loop over the pooling window only."""
     for k, (shape, pool, stride) in enumerate(POOL_CASES):
-        student.pool_forward(f"pool{k}/forward", pool, pool, stride)
-        student.pool_backward(f"pool{k}/backward", pool, pool, stride)
+        student.pool_forward(site(f"pool{k}/forward"), pool, pool, stride)
+        student.pool_backward(site(f"pool{k}/backward"), pool, pool, stride)
     student.assert_no_loop("Pooling.forward")
     student.assert_no_loop("Pooling.backward")

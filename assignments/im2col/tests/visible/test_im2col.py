@@ -10,7 +10,7 @@ import torch
 
 from im2col_contract import COURSE_COL, COURSE_OUTPUT, im2col_text, unfold_rows
 from mnistkit.checks import assert_close, fail
-from plan import CASE_FILTERS, CASES, INVALID_IM2COL, POOL_CASES
+from plan import CASE_FILTERS, CASES, INVALID_IM2COL, POOL_CASES, site
 
 
 def describe_entry(row, column, case):
@@ -28,7 +28,7 @@ def describe_entry(row, column, case):
 @pytest.mark.points(2)
 def test_im2col_worked_example(student):
     """im2col of the course's worked example (3x3 image 1..9, pad=1, 3x3 window) is the course's 9x9 matrix."""
-    col = student.im2col("worked/im2col", "col", (1, 1, 3, 3, 3, 3, 1, 1))
+    col = student.im2col("worked", (1, 1, 3, 3, 3, 3, 1, 1))
     expected = torch.tensor(COURSE_COL, dtype=torch.float64)
     for row in range(9):
         if not torch.equal(col[row], expected[row]):
@@ -39,7 +39,7 @@ def test_im2col_worked_example(student):
 @pytest.mark.points(2)
 def test_convolution_worked_example(student):
     """Convolution with the anti-diagonal filter on the worked example gives [[1, 6, 8], [6, 15, 14], [12, 14, 9]]."""
-    out = student.conv_forward("worked/conv", (1, 1, 3, 3, 3, 3, 1, 1), 1)
+    out = student.conv_forward(site("worked/conv"), (1, 1, 3, 3, 3, 3, 1, 1), 1)
     if not torch.allclose(out[0, 0], torch.tensor(COURSE_OUTPUT, dtype=torch.float64), rtol=0, atol=1e-12):
         fail(f"Convolution.forward on the worked example: expected {COURSE_OUTPUT}, got {out[0, 0].tolist()}")
 
@@ -48,7 +48,7 @@ def test_convolution_worked_example(student):
 def test_im2col_output_shape(student):
     """im2col returns (N*out_h*out_w, C*filter_h*filter_w) with out_h = (H + 2*pad - filter_h)//stride + 1."""
     for k, case in enumerate(CASES):
-        student.im2col(f"case{k}/im2col", "col", case)
+        student.im2col(f"case{k}", case)
 
 
 @pytest.mark.points(2)
@@ -56,8 +56,8 @@ def test_im2col_matches_documented_layout(student):
     """Every entry of im2col's matrix is the padded input pixel that the docstring's formula names."""
     for k, case in enumerate(CASES):
         N, C, H, W, fh, fw, stride, pad = case
-        x = student.tensor(f"case{k}/im2col/x")
-        col = student.im2col(f"case{k}/im2col", "col", case)
+        x = student.tensor(f"im2col/case{k}/x")
+        col = student.im2col(f"case{k}", case)
         wrong = torch.nonzero(col != unfold_rows(x, fh, fw, stride, pad))
         if len(wrong):
             row, column = (int(v) for v in wrong[0])
@@ -70,8 +70,8 @@ def test_col2im_is_adjoint_of_im2col(student, randn):
     """<im2col(x), y> == <x, col2im(y)>: col2im adds every entry back onto its pixel, summing overlaps."""
     for k, case in enumerate(CASES):
         N, C, H, W, fh, fw, stride, pad = case
-        y = student.tensor(f"case{k}/col2im/col")
-        back = student.col2im(f"case{k}/col2im", "image", case, y.shape)
+        y = student.tensor(f"col2im/case{k}/col")
+        back = student.col2im(f"case{k}", case)
         x = randn(N, C, H, W, seed=k)
         cols = unfold_rows(x, fh, fw, stride, pad)
         left, right = float((cols * y).sum()), float((x * back).sum())
@@ -88,7 +88,7 @@ def test_convolution_forward_matches_conv2d(student):
         N, C, H, W, fh, fw, stride, pad = case
         item = f"case{k}/conv-forward"
         x, Wt, b = (student.tensor(f"{item}/{name}") for name in ("x", "W", "b"))
-        out = student.conv_forward(item, case, CASE_FILTERS)
+        out = student.conv_forward(site(item), case, CASE_FILTERS)
         expected = torch.nn.functional.conv2d(x, Wt, b, stride=stride, padding=pad)
         what = (f"Convolution(W of shape {tuple(Wt.shape)}, stride={stride}, pad={pad})"
                 f".forward(x of shape {(N, C, H, W)})")
@@ -103,7 +103,7 @@ def test_convolution_backward_matches_autograd(student):
         N, C, H, W, fh, fw, stride, pad = case
         item = f"case{k}/conv-backward"
         x, Wt, b, dout = (student.tensor(f"{item}/{name}") for name in ("x", "W", "b", "dout"))
-        dx, dW, db = student.conv_backward(item, case, CASE_FILTERS)
+        dx, dW, db = student.conv_backward(site(item), case, CASE_FILTERS)
         xr, Wr, br = (t.clone().requires_grad_() for t in (x, Wt, b))
         torch.nn.functional.conv2d(xr, Wr, br, stride=stride, padding=pad).backward(dout)
         what = f"Convolution(stride={stride}, pad={pad}) on x of shape {tuple(x.shape)}, W of shape {tuple(Wt.shape)}:"
@@ -116,7 +116,7 @@ def test_convolution_backward_matches_autograd(student):
 def test_im2col_rejects_invalid_input(student):
     """A too-large window, a stride that does not fit, or a non-4-D input: a ValueError that names the shape."""
     for i, (shape, fh, fw, stride, pad) in enumerate(INVALID_IM2COL["visible"]):
-        student.expect_value_error("im2col", "invalid/im2col", f"visible/{i}", im2col_text(shape, fh, fw, stride, pad),
+        student.expect_value_error("im2col", "im2col", f"invalid/visible/{i}", im2col_text(shape, fh, fw, stride, pad),
                                    names=[shape])
 
 
@@ -124,7 +124,7 @@ def test_im2col_rejects_invalid_input(student):
 def test_im2col_has_no_loop_over_images_or_pixels(student):
     """im2col loops over the filter window only, never over the images or the output pixels (read from the file)."""
     for k, case in enumerate(CASES):
-        student.im2col(f"case{k}/im2col", "col", case)  # the check is for an im2col that runs
+        student.im2col(f"case{k}", case)  # the check is for an im2col that runs
     student.assert_no_loop("im2col")
 
 
@@ -134,7 +134,7 @@ def test_pooling_forward_matches_max_pool2d(student):
     """Bonus: Pooling.forward takes the maximum of every window (as torch's max_pool2d)."""
     for k, (shape, pool, stride) in enumerate(POOL_CASES):
         x = student.tensor(f"pool{k}/forward/x")
-        out = student.pool_forward(f"pool{k}/forward", pool, pool, stride)
+        out = student.pool_forward(site(f"pool{k}/forward"), pool, pool, stride)
         expected = torch.nn.functional.max_pool2d(x, pool, stride)
         assert_close(out, expected, f"Pooling({pool}, {pool}, stride={stride}).forward(x of shape {shape})", rtol=1e-12)
 
@@ -146,7 +146,7 @@ def test_pooling_backward_matches_autograd(student):
     for k, (shape, pool, stride) in enumerate(POOL_CASES):
         item = f"pool{k}/backward"
         x, dout = student.tensor(f"{item}/x"), student.tensor(f"{item}/dout")
-        dx = student.pool_backward(item, pool, pool, stride)
+        dx = student.pool_backward(site(item), pool, pool, stride)
         xr = x.clone().requires_grad_()
         torch.nn.functional.max_pool2d(xr, pool, stride).backward(dout)
         assert_close(dx, xr.grad, f"Pooling({pool}, {pool}, stride={stride}).backward on x of shape {shape}",
