@@ -63,6 +63,41 @@ def _gradebook(args: argparse.Namespace) -> int:
     return 0
 
 
+def _review(args: argparse.Namespace) -> int:
+    from .review import ReviewError, build_review, gradescope_text, rubric_of
+
+    graded = Path(args.graded) if args.graded else None
+    try:
+        if args.print_rubric:
+            print(gradescope_text(rubric_of(graded, args.assignment)))
+            return 0
+        if graded is None:
+            raise ReviewError("name the graded folder (the --out of `grade`)")
+        site = build_review(graded, assignment=args.assignment)
+    except ReviewError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"review site: {site / 'index.html'} (serve it with: python -m http.server -d {site})")
+    print(f"score sheet to fill in: {site / 'manual-scores.csv'}; then: python -m autograder merge {args.graded}")
+    return 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from .review import ReviewError, merge_manual
+
+    sheet = Path(args.manual) if args.manual else Path(args.graded) / "review" / "manual-scores.csv"
+    try:
+        report = merge_manual(Path(args.graded), sheet, assignment=args.assignment, formats=tuple(args.format or ["csv"]))
+    except ReviewError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"merged {report.cells} score(s) from {report.sheet_rows} row(s) of {sheet} into {len(report.updated)} "
+          f"{report.assignment} submission(s); results.json (re-signed), feedback.md, gradebooks and summary rewritten")
+    for note in report.notes:
+        print(f"note: {note}")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from .assign import release_assignment
     from .assign.submission import build_submission
@@ -141,6 +176,26 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--unsafe", action="store_true",
                       help="grade without a sandbox where none is available (default: False)")
     demo.set_defaults(run=_demo)
+
+    review = sub.add_parser("review", help="write GRADED/review/: a site to read and grade the reports by hand, "
+                                           "and the score sheet manual-scores.csv")
+    review.add_argument("graded", nargs="?", default=None, help="a folder written by `grade`")
+    review.add_argument("--assignment", default=None,
+                        help="the assignment to review (default: the only one in the folder with a rubric.toml)")
+    review.add_argument("--print-rubric", action="store_true",
+                        help="print the rubric as Gradescope question text and stop (default: False)")
+    review.set_defaults(run=_review)
+
+    merge = sub.add_parser("merge", help="fold the scores of manual-scores.csv into results.json, feedback.md, "
+                                         "the gradebooks and the summary")
+    merge.add_argument("graded", help="a folder written by `grade`")
+    merge.add_argument("--manual", default=None,
+                       help="the filled-in score sheet (default: GRADED/review/manual-scores.csv)")
+    merge.add_argument("--assignment", default=None,
+                       help="the assignment of the sheet (default: the only one in the folder with a rubric.toml)")
+    merge.add_argument("--format", action="append", choices=("canvas", "moodle", "gradescope", "csv"), default=None,
+                       help="gradebook formats to rewrite, repeatable (default: csv, as `grade` writes)")
+    merge.set_defaults(run=_merge)
 
     listing = sub.add_parser("list", help="list the assignments")
     listing.set_defaults(run=lambda args: print("\n".join(list_assignments())) or 0)

@@ -168,6 +168,8 @@ def assert_device_follows_input(net: GraphNet, what: str = "Net") -> None:
     ``device=x.device``, a ``.cuda()``/``.cpu()`` call, or a tensor attribute that ``.to(device)`` does not
     move makes that fail, and the graph then remembers a fixed device.
     """
+    if not net.graphs:
+        fail(f"{what} could not be exported: " + ("; ".join(sorted(set(net.errors.values()))) or "no graph"))
     if net.device_error:
         fail(f"{what} does not follow its input's device: {net.device_error}")
     fixed = [f for graph in net.graphs.values() for f in graph.fixed_devices()]

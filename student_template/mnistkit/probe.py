@@ -158,8 +158,10 @@ def load_plan(tests_dir: Path, *, seed: int, files: dict, timeout: float | None 
     import importlib.util
 
     path = Path(tests_dir) / PLAN_MODULE
-    spec = importlib.util.spec_from_file_location(f"_mnistkit_plan_{abs(hash(str(path)))}", path)
+    name = f"_mnistkit_plan_{abs(hash(str(path)))}"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # registered first, as an import would: dataclasses in the plan look it up
     spec.loader.exec_module(module)
     plan = module.make_plan(seed, dict(files))
     if timeout is not None:

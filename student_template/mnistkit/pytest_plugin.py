@@ -170,7 +170,7 @@ class Probe:
 def probe(request: pytest.FixtureRequest, assignment_config: dict, submission_dir: Path, tmp_path_factory) -> Probe:
     """What the assignment's plan computed with the student's code (run here, or read from the grader's probe)."""
     if judging():
-        ended = _wait_until_ready()
+        ended = _wait_until_ready()  # waited for already, after collection (pytest_collection_finish)
         results = Results(Plan.load(Path(os.environ[PLAN_ENV])), Path(os.environ[PROBE_ENV]))
         results.ended = ended
         return Probe(results)
@@ -193,6 +193,13 @@ def probe(request: pytest.FixtureRequest, assignment_config: dict, submission_di
 def plan_seed(probe) -> int:
     """The seed the plan's random inputs were drawn with (0 on a student's machine, the grader's own when graded)."""
     return probe.plan.seed
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """When judging, wait here for the probe's output: after the tests are collected, before any test's
+    time limit starts (a slow probe is the probe's time limit's business, not the tests')."""
+    if judging() and not session.config.option.collectonly:
+        _wait_until_ready()
 
 
 def _wait_until_ready() -> str:
