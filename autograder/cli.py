@@ -87,7 +87,7 @@ def _merge(args: argparse.Namespace) -> int:
 
     sheet = Path(args.manual) if args.manual else Path(args.graded) / "review" / "manual-scores.csv"
     try:
-        report = merge_manual(Path(args.graded), sheet, assignment=args.assignment, formats=tuple(args.format or ["csv"]))
+        report = merge_manual(Path(args.graded), sheet, assignment=args.assignment, formats=tuple(args.format or ()))
     except ReviewError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
@@ -194,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("--assignment", default=None,
                        help="the assignment of the sheet (default: the only one in the folder with a rubric.toml)")
     merge.add_argument("--format", action="append", choices=("canvas", "moodle", "gradescope", "csv"), default=None,
-                       help="gradebook formats to rewrite, repeatable (default: csv, as `grade` writes)")
+                       help="gradebook formats to rewrite besides csv, repeatable (default: csv only, as `grade` writes)")
     merge.set_defaults(run=_merge)
 
     listing = sub.add_parser("list", help="list the assignments")

@@ -7,9 +7,11 @@
   Adam lr 0.001) and the grader's way (whole tensors sliced into batches of 256, Adam with one-cycle),
   each until the grading threshold on the test set (judged every quarter epoch; for the grader's way,
   the smallest budget in quarter epochs that reaches it), or a cap; times to threshold and their ratio.
-* grading: one reference submission of the MLP graded end to end with `python -m autograder grade`.
+* grading: one reference submission of every assignment graded end to end with `python -m autograder grade`
+  (wall time, the probe's and the judge's seconds, peak memory of the whole process tree), and again
+  lean with one torch thread, as Gradescope's small containers need it.
 * throughput: 20 copies of the MLP reference submission graded with -j 1 and with -j 2, and the same
-  batch of 4 graded in the strongest sandbox and with none (MNISTKIT_SANDBOX=none): the sandbox's
+  batch of 4 graded in the strongest sandbox and with none (--unsafe): the sandbox's
   overhead per submission.
 * im2col: bench/im2col_speed.py (the reference convolution against torch's conv2d).
 """
@@ -113,22 +115,76 @@ def bench_training(args: argparse.Namespace) -> None:
     print(f"  ratio course/grader: {course_s / grader_s:.1f}x")
 
 
+def _tree_rss(pid: int) -> int:
+    """Resident memory (bytes) of a process and all its descendants, now."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+        kb = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+        rss[int(entry.name)] = kb * 1024
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        total += rss.get(current, 0)
+        todo += children.get(current, [])
+    return total
+
+
+def _timed(command: list[str], env: dict) -> tuple[float, int]:
+    """Wall seconds and peak resident memory of the whole process tree of ``command`` (sampled every 50 ms)."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    peak = 0
+    while process.poll() is None:
+        peak = max(peak, _tree_rss(process.pid))
+        time.sleep(0.05)
+    if process.returncode != 0:
+        raise RuntimeError(f"{command} failed with exit code {process.returncode}")
+    return time.perf_counter() - start, peak
+
+
 def bench_grading(args: argparse.Namespace) -> None:
+    """Every assignment's reference graded end to end, as `grade` does (2 threads) and as Gradescope would."""
+    import json
+    import os
+
     from autograder.assign import release_assignment
     from autograder.assign.submission import build_submission
-    from autograder.config import load_assignment
+    from autograder.config import list_assignments, load_assignment
 
-    print("== grading one MLP reference submission end to end (python -m autograder grade)")
-    config = load_assignment("mlp")
+    names = args.assignments.split(",") if args.assignments else list_assignments()
+    print("== grading one reference submission per assignment, end to end (python -m autograder grade)")
+    print(f"  {'assignment':10s} {'score':>9s} {'wall':>7s} {'probe':>6s} {'judge':>6s} {'peak memory':>12s}   "
+          f"{'lean, 1 thread':>15s} {'peak memory':>12s}")
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
-        handout = release_assignment(config, out_dir=tmp_path / "dist")
-        submission = build_submission(config, handout, tmp_path / "subs" / "ref.zip", kind="reference",
-                                      data_dir=args.data_dir)
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "autograder", "grade", str(submission), "--out", str(tmp_path / "out"),
-                        "--data-dir", args.data_dir, "--assignment", "mlp"], check=True)
-        print(f"  wall time, command start to gradebook: {time.perf_counter() - start:.1f} s")
+        for name in names:
+            config = load_assignment(name)
+            handout = release_assignment(config, out_dir=tmp_path / "dist")
+            submission = build_submission(config, handout, tmp_path / "subs" / f"{name}.zip", kind="reference",
+                                          data_dir=args.data_dir)
+            figures = []
+            for extra in ([], ["--lean", "--threads", "1"]):
+                out = tmp_path / f"out-{name}-{len(extra)}"
+                command = [sys.executable, "-m", "autograder", "grade", str(submission), "--out", str(out),
+                           "--data-dir", args.data_dir, "--assignment", name, *extra]
+                seconds, peak = _timed(command, env)
+                results = json.loads((out / name / "results.json").read_text())
+                figures.append((seconds, peak, results))
+            (seconds, peak, results), (lean_seconds, lean_peak, _) = figures
+            extra = results["extra_data"]
+            print(f"  {name:10s} {results['score']:4g}/{extra['max_score']:<4g} {seconds:6.1f}s "
+                  f"{extra.get('probe_seconds', 0):5.1f}s {extra.get('judge_seconds', 0):5.1f}s {peak / 2**20:9.0f} MB   "
+                  f"{lean_seconds:14.1f}s {lean_peak / 2**20:9.0f} MB", flush=True)
 
 
 def _grade_batch(folder: Path, out: Path, *, jobs: int, data_dir: str, sandbox: str | None = None) -> float:
@@ -138,8 +194,9 @@ def _grade_batch(folder: Path, out: Path, *, jobs: int, data_dir: str, sandbox: 
     if sandbox:
         env["MNISTKIT_SANDBOX"] = sandbox
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "autograder", "grade", str(folder), "--out", str(out), "--assignment", "mlp",
-                    "--data-dir", data_dir, "-j", str(jobs)], check=True, env=env, stdout=subprocess.DEVNULL)
+    command = [sys.executable, "-m", "autograder", "grade", str(folder), "--out", str(out), "--assignment", "mlp",
+               "--data-dir", data_dir, "-j", str(jobs)] + (["--unsafe"] if sandbox == "unsafe" else [])
+    subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
     return time.perf_counter() - start
 
 
@@ -147,7 +204,7 @@ def bench_throughput(args: argparse.Namespace) -> None:
     from autograder.assign import release_assignment
     from autograder.assign.submission import build_submission
     from autograder.config import load_assignment
-    from autograder.grade.sandbox import available_mode
+    from autograder.grade.sandbox import choose_mode
 
     config = load_assignment("mlp")
     with tempfile.TemporaryDirectory() as tmp:
@@ -170,9 +227,9 @@ def bench_throughput(args: argparse.Namespace) -> None:
         small.mkdir()
         for path in sorted(batch.iterdir())[:4]:
             (small / path.name).write_bytes(path.read_bytes())
-        mode = available_mode()
+        mode = choose_mode()
         sandboxed = _grade_batch(small, tmp_path / "out-sandboxed", jobs=1, data_dir=args.data_dir)
-        bare = _grade_batch(small, tmp_path / "out-bare", jobs=1, data_dir=args.data_dir, sandbox="none")
+        bare = _grade_batch(small, tmp_path / "out-bare", jobs=1, data_dir=args.data_dir, sandbox="unsafe")
         print(f"== sandbox overhead ({mode} vs none, 4 submissions, -j 1): {sandboxed:.1f} s vs {bare:.1f} s, "
               f"{(sandboxed - bare) / 4:+.2f} s per submission")
 
@@ -198,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--cap-epochs", type=int, default=5, help="most epochs for the course's way (default: 5)")
     parser.add_argument("--batch-size", type=int, default=20, help="submissions in the throughput batch (default: 20)")
+    parser.add_argument("--assignments", default=None, help="assignments of the grading section (default: all)")
     args = parser.parse_args(argv)
     args.data_dir = str(resolve_data_dir(args.data_dir))
     for name in args.only.split(","):

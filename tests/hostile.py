@@ -69,8 +69,8 @@ def look(path):
 for pattern in SECRETS + ["/tmp/grading-*/**/*", "/tmp/manifest-*/**/*", "/tmp/**/.grader-key", "../**/*", "../../**/*.py",
                           KIT + "/solutions/*/*.py", KIT + "/assignments/*/tests/*/*.py", OUT + "/**/*"]:
     for path in glob.glob(pattern, recursive=True)[:200]:
-        if os.path.isfile(path):
-            look(path)
+        if os.path.isfile(path) and not os.path.abspath(path).startswith(os.getcwd() + os.sep):
+            look(path)  # anything but the submission's own files (this payload names the words it looks for)
 modules = [name for name, module in list(sys.modules.items()) if "hidden" in name or name.startswith("test_")]
 raise RuntimeError(f"dump of secrets: {sorted(set(found))} modules: {modules}")
 '''

@@ -81,7 +81,7 @@ def test_scoring_gradescope_entries_show_points_visibility_and_bonus():
     assert a == {"name": "title of test_a", "number": "1", "score": 2.0, "max_score": 2.0, "status": "passed",
                  "output": "passed", "visibility": "visible",
                  "extra_data": {"nodeid": "tests/t.py::test_a", "outcome": "passed", "seconds": 1.5, "points": 2.0,
-                                "bonus": False}}
+                                "bonus": False, "check": None}}
     assert (h["score"], h["max_score"], h["status"], h["output"], h["visibility"]) == (
         0.0, 3.0, "failed", "wrong", "after_published")
     assert (b["name"], b["score"], b["max_score"]) == ("title of test_b (bonus)", 1.0, 0.0)

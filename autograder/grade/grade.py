@@ -485,7 +485,9 @@ def _write(batch: Batch, folder: Path, name: str, config: AssignmentConfig | str
         "assignment": assignment, "title": title, "submission": name, "status": status,
         "grader_version": __version__, "sandbox": batch.mode, **extra,
     })
-    results = sign(results, batch.key)
+    from ..review.manual import apply_manual  # the report scores a teacher merged (`merge`) survive re-grading
+
+    results = sign(apply_manual(results, batch.out_dir), batch.key)
     write_submission_outputs(folder, results, feedback_markdown(results, title=title, submission=name))
     log.info("%s: %g / %g (%s, %.1f s)", name, results["score"], results["extra_data"]["max_score"], status, seconds)
     return SubmissionOutcome(name, assignment, results["score"], results["extra_data"]["max_score"], status, seconds, folder)

@@ -42,7 +42,8 @@ def feedback_markdown(results: dict, *, title: str, submission: str) -> str:
         lines += [results["output"], ""]
     lines += ["| test | score | result |", "| --- | --- | --- |"]
     for test in results["tests"]:
-        hidden = " (hidden)" if test["visibility"] != "visible" else ""
+        manual = bool((test.get("extra_data") or {}).get("manual"))  # its name says "(graded by hand)"
+        hidden = " (hidden)" if test["visibility"] != "visible" and not manual else ""
         message = test["output"].replace("|", "\\|").replace("\n", " ")
         extra = test.get("extra_data", {})
         if extra.get("bonus"):
@@ -74,6 +75,12 @@ def class_summary(out_dir: Path) -> dict:
         entry = summary.setdefault(name, {"scores": [], "max_score": extra.get("max_score", 0), "tests": {}})
         entry["scores"].append(results["score"])
         for test in results["tests"]:
+            if (test.get("extra_data") or {}).get("manual"):  # graded by hand (autograder.review): mean points
+                if test["max_score"]:
+                    points = entry.setdefault("manual", {}).setdefault(test["name"], [0.0, 0, test["max_score"]])
+                    if test["extra_data"].get("outcome") == "graded":
+                        points[0], points[1] = points[0] + test["score"], points[1] + 1
+                continue
             if not test["max_score"] and "(bonus)" not in test["name"]:
                 continue
             counts = entry["tests"].setdefault(test["name"], [0, 0])
@@ -103,6 +110,11 @@ def write_summary(out_dir: Path) -> Path:
         lines += ["", "| test | passed |", "| --- | --- |"]
         for test, (passed, total) in entry["tests"].items():
             lines.append(f"| {test} | {passed}/{total} ({passed / total:.0%}) |")
+        if entry.get("manual"):
+            lines += ["", "| criterion (graded by hand) | mean points |", "| --- | --- |"]
+            lines += [f"| {test} | " + (f"{total / count:.2f} of {top_points:g} ({count} graded) |" if count else
+                                        f"not graded yet (of {top_points:g}) |")
+                      for test, (total, count, top_points) in entry["manual"].items()]
         lines.append("")
     target = out_dir / SUMMARY
     write_atomic(target, "\n".join(lines) + "\n")
@@ -122,7 +134,9 @@ def _plot_scores(summary: dict, target: Path) -> None:
     for ax, (name, entry) in zip(axes[0], sorted(summary.items())):
         top = entry["max_score"] or 1
         ax.hist([100 * s / top for s in entry["scores"]], bins=10, range=(0, 100), color="tab:blue", edgecolor="white")
-        ax.set_title(f"{name} ({len(entry['scores'])} submissions)")
+        manual = sum(points for _, _, points in entry.get("manual", {}).values())
+        ax.set_title(f"{name} ({len(entry['scores'])} submissions)" + (f"\nincl. {manual:g} points graded by hand"
+                                                                      if manual else ""))
         ax.set_xlabel("score (% of the maximum)")
         ax.set_ylabel("submissions")
     fig.tight_layout()

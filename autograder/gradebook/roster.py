@@ -2,7 +2,8 @@
 
 A roster is a CSV with a header; the columns the kit reads (case-insensitive):
 
-    file       the submission's file name or its results folder (``alice.zip``, ``alice``); optional
+    file       the submission's file name or its stem (``alice.zip``, ``alice``); it also matches the
+               stems that continue it after ``-`` or ``_`` (``alice-mlp``, ``alice_2``); optional
     id         the student's id (SIS user id, student number)
     name       the student's name, as the LMS shows it
     email      the student's email (Moodle matches on it; Gradescope's metadata too)
@@ -43,7 +44,10 @@ class Roster:
         """The roster row of a submission (its results folder name, its Gradescope identity), or None."""
         stem = submission.rsplit(".", 1)[0] if submission.endswith((".zip", ".ipynb")) else submission
         for student in self.students:
-            if student.file and student.file.rsplit(".", 1)[0] in (stem, submission):
+            if not student.file:
+                continue
+            mine = student.file.rsplit(".", 1)[0] if student.file.endswith((".zip", ".ipynb")) else student.file
+            if stem == mine or stem.startswith((f"{mine}-", f"{mine}_")):
                 return student
         identity = identity or {}
         for student in self.students:

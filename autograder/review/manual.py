@@ -34,7 +34,7 @@ from pathlib import Path
 from ..grade.output import FEEDBACK, RESULTS, feedback_markdown, write_summary
 from ..grade.signing import KEY_FILE, sign, verify
 from ..gradebook import write_gradebooks
-from .rubric import Rubric, ReviewError, find_rubric, load_rubric
+from .rubric import Rubric, ReviewError, points_text, find_rubric, load_rubric
 
 log = logging.getLogger(__name__)
 
@@ -178,11 +178,11 @@ def with_manual(results: dict, rubric: Rubric, given: dict | None, *, report_sha
             score = max(0.0, min(float(scores[criterion.id]), criterion.points))
             graded += 1
             status = "passed" if score >= criterion.points else "failed"
-            output = f"{score:g} of {criterion.points:g} points, graded by hand. What earns them: {criterion.earns}"
+            output = f"{score:g} of {points_text(criterion.points)}, graded by hand. What earns them: {criterion.earns}"
             extra["outcome"] = "graded"
         else:
             score, status = 0.0, "failed"
-            output = f"not graded yet: {rubric.report} is graded by hand ({criterion.points:g} points)"
+            output = f"not graded yet: {rubric.report} is graded by hand ({points_text(criterion.points)})"
             extra["outcome"] = "not graded"
         tests.append({"name": f"{rubric.report} {criterion.id}: {criterion.name} {MANUAL_NAME}",
                       "number": str(len(tests) + 1), "score": round(score, 4), "max_score": criterion.points,
@@ -204,6 +204,11 @@ def with_manual(results: dict, rubric: Rubric, given: dict | None, *, report_sha
     return {**base, "tests": tests, "score": round(sum(t["score"] for t in tests), 4), "extra_data": extra}
 
 
+def _active(entry: dict | None) -> bool:
+    """Whether an assignment's stored entry holds any score or comment (else its results stay as autograded)."""
+    return bool(entry) and any(g.get("scores") or g.get("comment") for g in entry.get("submissions", {}).values())
+
+
 def apply_manual(results: dict, out_dir: Path) -> dict:
     """``results`` (about to be signed and written into ``out_dir``) with the teacher's merged scores, if any.
 
@@ -220,7 +225,7 @@ def apply_manual(results: dict, out_dir: Path) -> dict:
         if key is None:
             raise ReviewError(f"{out_dir / KEY_FILE} is missing")
         entry = load_store(out_dir, key)["assignments"].get(assignment)
-        if not entry:
+        if not _active(entry):
             return results
         rubric = find_rubric(assignment)
         if rubric is None:
@@ -354,7 +359,7 @@ def read_sheet(path: Path, rubric: Rubric, known: dict[str, str]) -> tuple[list[
                 continue
             if score > criterion.points:
                 problems.append(f"{where}, {name} ({submission}): {value} is above the criterion's "
-                                f"{criterion.points:g} point{'s' if criterion.points != 1 else ''}")
+                                f"{points_text(criterion.points)}")
                 continue
             row.scores[name] = score
         rows.append(row)
@@ -397,6 +402,7 @@ def merge_manual(graded: Path, sheet: Path, *, assignment: str | None = None,
             was changed then.
     """
     graded, sheet = Path(graded), Path(sheet)
+    formats = tuple(dict.fromkeys(("csv", *formats)))  # csv always: `grade` writes it, and rebuilds it
     if not graded.is_dir():
         raise ReviewError(f"{graded} is not a folder written by `grade`")
     if not sheet.is_file():
@@ -434,8 +440,9 @@ def merge_manual(graded: Path, sheet: Path, *, assignment: str | None = None,
             given["report_sha256"] = report_sha256(folder, rubric)
     files: dict[Path, str] = {graded / MANUAL_STORE: json.dumps(_signed_store(store, key), indent=2, sort_keys=True) + "\n"}
     for s in mine:
-        results = sign(with_manual(s.results, rubric, entry["submissions"].get(s.name),
-                                   report_sha=report_sha256(s.folder, rubric)), key)
+        results = (with_manual(s.results, rubric, entry["submissions"].get(s.name),
+                               report_sha=report_sha256(s.folder, rubric)) if _active(entry) else strip_manual(s.results))
+        results = sign(results, key)
         extra = results["extra_data"]
         files[s.folder / RESULTS] = json.dumps(results, indent=2) + "\n"
         files[s.folder / FEEDBACK] = feedback_markdown(results, title=extra.get("title", rubric.assignment),
@@ -443,7 +450,7 @@ def merge_manual(graded: Path, sheet: Path, *, assignment: str | None = None,
     _replace_all(files)
     written = list(files)
     for fmt in formats:
-        books, book_problems = write_gradebooks(graded, fmt)
+        books, _problems = write_gradebooks(graded, fmt)  # its problems are the `gradebook` verb's to report
         written += books
     written.append(write_summary(graded))
     notes = []

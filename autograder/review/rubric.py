@@ -185,18 +185,18 @@ def load_rubric(assignment: str, *, assignments_dir: Path = ASSIGNMENTS_DIR) -> 
     return Rubric(assignment, report, title, tuple(questions), hashlib.sha256(data).hexdigest())
 
 
-def _points(value: float) -> str:
+def points_text(value: float) -> str:
     return f"{value:g} point{'s' if value != 1 else ''}"
 
 
 def gradescope_text(rubric: Rubric) -> str:
     """The rubric as the text of Gradescope's manual questions: one question per report question, with its
     points, the question as the students read it, and one rubric item per criterion (positive scoring)."""
-    lines = [f"{rubric.title}: {rubric.assignment}, {rubric.report}, {_points(rubric.points)} in all",
+    lines = [f"{rubric.title}: {rubric.assignment}, {rubric.report}, {points_text(rubric.points)} in all",
              f"(from assignments/{rubric.assignment}/{RUBRIC_FILE}; in Gradescope add one question per block, "
              "with these points, and use positive scoring)", ""]
     for number, q in enumerate(rubric.questions, start=1):
-        lines.append(f"Question {number}: {q.id}. {q.title} ({_points(q.points)})")
+        lines.append(f"Question {number}: {q.id}. {q.title} ({points_text(q.points)})")
         lines += textwrap.wrap(q.text, 100, initial_indent="  ", subsequent_indent="  ")
         if q.plots:
             lines.append(f"  Figures: {', '.join(q.plots)}")

@@ -51,8 +51,8 @@ aside { position: sticky; top: 0; align-self: start; max-height: 100vh; overflow
 .report table, table.list { border-collapse: collapse; }
 .report td, .report th, table.list td, table.list th { border: 1px solid #ccc; padding: 3px 8px; }
 .plots { display: flex; flex-wrap: wrap; gap: 12px; }
-.plots figure { margin: 0; width: 300px; }
-.plots img { width: 300px; border: 1px solid #ddd; }
+.plots figure { margin: 0; width: 380px; }
+.plots img { width: 380px; border: 1px solid #ddd; }
 .plots figcaption { font-size: 13px; color: #555; }
 .criterion { margin: 4px 0 8px 0; }
 .criterion .pts { font-weight: bold; }
@@ -132,8 +132,13 @@ def _score(results: dict) -> tuple[float, float]:
     return results.get("score", 0), results.get("extra_data", {}).get("max_score", 0)
 
 
+def _skipped(test: dict) -> bool:
+    return (test.get("extra_data") or {}).get("outcome") == "skipped"
+
+
 def _failed(results: dict) -> list[dict]:
-    return [t for t in results.get("tests", []) if not is_manual(t)
+    """The autograded tests that failed or did not run (skipped ones, such as the CUDA check here, are not)."""
+    return [t for t in results.get("tests", []) if not is_manual(t) and not _skipped(t)
             and (t.get("status") != "passed" or (t.get("score", 0) < t.get("max_score", 0)))]
 
 
@@ -224,6 +229,10 @@ def _student_page(st: Student, rubric: Rubric, previous: str | None, following: 
         main.append("</table>")
     else:
         main.append("<p>Every autograded test passed.</p>")
+    skipped = [t for t in results.get("tests", []) if not is_manual(t) and _skipped(t)]
+    if skipped:
+        main.append("<p class=\"muted\">Skipped: " + "; ".join(
+            f"{escape(t.get('name', ''))} ({escape(t.get('output', ''))})" for t in skipped) + "</p>")
     if results.get("output"):
         main.append(f"<h3>Grader's notes</h3><pre class=\"message\">{escape(results['output'])}</pre>")
     main.append("</main>")
@@ -277,7 +286,7 @@ def _sheet_rows(graded: Path, key: bytes | None, rubric: Rubric, mine: list[Grad
             if typed[s.name].comment is not None:
                 comment = typed[s.name].comment
         score, maximum = _score(s.results)
-        rows.append({"submission": s.name, "autograded": f"{score:g}/{maximum:g}", "scores": scores,
+        rows.append({"submission": s.name, "autograded": f"{score:g}", "scores": scores,
                      "comment": comment})
     return rows
 
