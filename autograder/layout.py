@@ -55,3 +55,11 @@ def add_files(folder: Path, files: dict[str, Path], allowed: set[str]) -> None:
     for name, path in files.items():
         if name in allowed:
             shutil.copy2(path, folder / name)
+
+
+def build_judge_folder(config: AssignmentConfig, folder: Path) -> None:
+    """The handout as released, with the hidden tests added; no student file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    copy_template(config, folder)
+    copy_handout_files(config, folder)
+    add_tests(config, folder, hidden=True)

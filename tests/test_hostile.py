@@ -19,7 +19,7 @@ import pytest
 from autograder.config import KIT_ROOT, GradingSpec, load_assignment
 from autograder.grade import grade_path
 from autograder.grade.sandbox import USER_UIDS, _bwrap_works
-from autograder.grade.signing import KEY_FILE, load_key, verify
+from autograder.results.signing import KEY_FILE, load_key, verify
 from hostile import EXPECT, FAKED, SANDBOX_CASES, Corpus
 from mnistkit.data import load_mnist
 

@@ -20,7 +20,7 @@ from autograder.assign.notebook import (
 )
 from autograder.assign.strip import BEGIN, END, HINT
 from autograder.config import list_assignments, load_assignment
-from autograder.grade.manifest import collect_manifest
+from autograder.testrun import collect_manifest
 from autograder.grade.notebook_submission import files_from_notebook, guess_names, parse_notebook
 from autograder.grade.unpack import Extraction, SubmissionError
 from mnistkit.notebook import cell_source, written_files

@@ -23,13 +23,14 @@ import pytest
 from PIL import Image
 
 from autograder.cli import EXIT_USAGE, main
-from autograder.grade.output import feedback_markdown, write_summary
-from autograder.grade.signing import load_key, sign, verify
+from autograder.results.files import feedback_markdown
+from autograder.results.summary import write_summary
+from autograder.results.signing import load_key, sign, verify
 from autograder.gradebook import write_gradebooks
 from autograder.review import ReviewError, apply_manual, build_review, gradescope_text, load_rubric, merge_manual
 from autograder.review.manual import MANUAL_STORE
 from autograder.review.render import render_markdown
-from autograder.review.rubric import template_questions
+from autograder.rubric import template_questions
 from autograder.review.site import CSP
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -1,7 +1,7 @@
 """The judge's report becomes scores: a test earns its points only if the judge reported that it passed."""
 import json
 
-from autograder.grade.manifest import TestSpec
+from autograder.testrun import TestSpec
 from autograder.grade.scoring import read_reports, score_tests
 
 

@@ -1,7 +1,7 @@
 """The grader's key signs its results and seeds each submission's probe."""
 import stat
 
-from autograder.grade.signing import KEY_FILE, file_sha256, load_key, seed_for, sign, verify
+from autograder.results.signing import KEY_FILE, file_sha256, load_key, seed_for, sign, verify
 
 RESULTS = {"score": 7.5, "tests": [{"name": "test_a", "score": 2.0}], "extra_data": {"assignment": "mlp"}}
 

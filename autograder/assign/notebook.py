@@ -184,7 +184,7 @@ def _code_body(config: AssignmentConfig, name: str, flavour: str) -> str:
 
 def _points(config: AssignmentConfig) -> dict[tuple[str, str], float]:
     """Points per (test file, function), summed over parametrised cases, from the grader's own manifest."""
-    from ..grade.manifest import collect_manifest  # a subprocess: only the nbgrader notebook needs it
+    from ..testrun import collect_manifest  # a subprocess: only the nbgrader notebook needs it
 
     points: dict[tuple[str, str], float] = {}
     for spec in collect_manifest(config):

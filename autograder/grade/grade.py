@@ -42,18 +42,20 @@ from ..config import (
     ASSIGNMENTS_DIR, KIT_ROOT, SOLUTIONS_DIR, TEMPLATE_DIR, AssignmentConfig, ConfigError, GradingSpec,
     list_assignments, load_assignment,
 )
-from ..layout import add_files, copy_handout_files, copy_template
-from .judge import Judge, build_judge_folder, judge_command, judge_env
-from .manifest import ManifestError, TestSpec, collect_manifest
-from .notebook_submission import guess_names, is_notebook, notebook_files
 from ..gradebook import write_gradebooks
-from .output import RESULTS, feedback_markdown, results_json, write_submission_outputs, write_summary
+from ..layout import add_files, build_judge_folder, copy_handout_files, copy_template
+from ..results.files import RESULTS, feedback_markdown, results_json, write_submission_outputs
+from ..results.manual import apply_manual
+from ..results.signing import file_sha256, load_key, seed_for, sign, verify
+from ..results.summary import write_summary
+from ..testrun import ManifestError, TestSpec, collect_manifest, judge_command, judge_env
+from .judge import Judge
+from .notebook_submission import guess_names, is_notebook, notebook_files
 from .sandbox import (
     CollectError, Limits, Mounts, NoSandbox, RunResult, choose_mode, collect, interpreter_problem, protect,
     run_limited,
 )
 from .scoring import TestResult, read_reports, score_tests
-from .signing import file_sha256, load_key, seed_for, sign, verify
 from .unpack import Extraction, SubmissionError, extract_submission, list_names, suggest
 
 log = logging.getLogger(__name__)
@@ -485,7 +487,6 @@ def _write(batch: Batch, folder: Path, name: str, config: AssignmentConfig | str
         "assignment": assignment, "title": title, "submission": name, "status": status,
         "grader_version": __version__, "sandbox": batch.mode, **extra,
     })
-    from ..review.manual import apply_manual  # the report scores a teacher merged (`merge`) survive re-grading
 
     results = sign(apply_manual(results, batch.out_dir), batch.key)
     write_submission_outputs(folder, results, feedback_markdown(results, title=title, submission=name))

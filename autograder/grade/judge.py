@@ -1,75 +1,19 @@
-"""The judge: the grader's own pytest run of the visible and hidden tests over what the probe recorded.
+"""The judge's process: the grader's own pytest run of the visible and hidden tests over what the probe recorded.
 
 It runs in a process of the grader's (not in a sandbox: no student code runs there), in a folder that
 holds the kit's copies of the handout, ``assignment.toml`` and every test, but none of the student's
 files: those it reads as data from the submission folder, and the student's networks and values from
 the probe's output (both handed over by environment variables, see :mod:`mnistkit.pytest_plugin`).
-Its limits only guard the grader against networks that are too large or too slow.
+Its limits only guard the grader against networks that are too large or too slow. Its folder, command
+and environment are :mod:`autograder.testrun`'s.
 """
 from __future__ import annotations
 
-import os
 import resource
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-from ..config import KIT_ROOT, AssignmentConfig
-from ..layout import add_tests, copy_handout_files, copy_template
-
-PLUGIN = "autograder.grade.report_plugin"
-
-
-def build_judge_folder(config: AssignmentConfig, folder: Path) -> None:
-    """The handout as released, with the hidden tests added; no student file."""
-    folder.mkdir(parents=True, exist_ok=True)
-    copy_template(config, folder)
-    copy_handout_files(config, folder)
-    add_tests(config, folder, hidden=True)
-
-
-def judge_command(config: AssignmentConfig, *, collect_only: bool = False) -> list[str]:
-    command = [
-        sys.executable, "-m", "pytest", "tests", "-p", "mnistkit.pytest_plugin", "-p", PLUGIN,
-        "-p", "no:cacheprovider", "-o", "addopts=--strict-markers", "-q", "--no-header", "-rN",
-        f"--timeout={config.grading.timeout_per_test:g}",
-    ]
-    return command + (["--collect-only"] if collect_only else [])
-
-
-def judge_env(*, threads: int, home: Path, **paths: Path | str | None) -> dict[str, str]:
-    """A clean environment for the judge: threads pinned, idle threads asleep, the data's locations.
-
-    ``paths`` are ``plan``, ``probe``, ``submission``, ``mnist``, ``report``, ``manifest``, ``ended`` and
-    ``ready`` (a file the judge waits for before its first check reads the probe's output).
-    """
-    names = {"plan": "MNISTKIT_PLAN", "probe": "MNISTKIT_PROBE", "submission": "MNISTKIT_SUBMISSION",
-             "mnist": "MNISTKIT_MNIST", "report": "MNISTKIT_REPORT", "manifest": "MNISTKIT_MANIFEST",
-             "ended": "MNISTKIT_PROBE_ENDED", "ready": "MNISTKIT_PROBE_READY"}
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(home),
-        "LANG": "C.UTF-8",
-        "PYTHONPATH": str(KIT_ROOT),
-        "PYTHONHASHSEED": "0",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "MPLBACKEND": "Agg",
-        "OMP_NUM_THREADS": str(threads),
-        "MKL_NUM_THREADS": str(threads),
-        "MNISTKIT_THREADS": str(threads),
-        # Idle OpenMP threads sleep instead of spinning: on a busy machine a spinning thread that waits
-        # for a descheduled one made torch 10-100x slower (bench: 53 s vs 0.6 s for the same training).
-        "OMP_WAIT_POLICY": "PASSIVE",
-        "MNISTKIT_MODE": "judge",
-    }
-    if os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
-        env["CUDA_VISIBLE_DEVICES"] = os.environ["CUDA_VISIBLE_DEVICES"]
-    for key, value in paths.items():
-        if value is not None:
-            env[names[key]] = str(value)
-    return env
 
 
 @dataclass

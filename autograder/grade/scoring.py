@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .manifest import TestSpec
+from ..testrun import TestSpec
 
 
 @dataclass

@@ -10,8 +10,9 @@
 * :mod:`.manual`: reading the score sheet, storing it (``GRADED/manual-scores.json``, signed) and folding it
   into each submission's results (:func:`apply_manual`, which the grader also calls when it writes results).
 """
-from .manual import MANUAL_STORE, apply_manual, merge_manual
-from .rubric import ReviewError, Rubric, find_rubric, gradescope_text, load_rubric
+from ..results.manual import MANUAL_STORE, apply_manual
+from .manual import merge_manual
+from ..rubric import ReviewError, Rubric, find_rubric, gradescope_text, load_rubric
 from .site import SHEET, build_review, rubric_of
 
 __all__ = ["MANUAL_STORE", "SHEET", "ReviewError", "Rubric", "apply_manual", "build_review", "find_rubric",

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import csv
 import difflib
-import hashlib
-import hmac
 import io
 import json
 import logging
@@ -31,29 +29,22 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..grade.output import FEEDBACK, RESULTS, feedback_markdown, write_summary
-from ..grade.signing import KEY_FILE, sign, verify
 from ..gradebook import write_gradebooks
-from .rubric import Rubric, ReviewError, points_text, find_rubric, load_rubric
+from ..results.files import FEEDBACK, RESULTS, feedback_markdown
+from ..results.manual import (
+    MANUAL_STORE, _active, _signed_store, load_store, read_key, report_sha256,
+    strip_manual, with_manual,
+)
+from ..results.signing import KEY_FILE, sign, verify
+from ..results.summary import write_summary
+from ..rubric import ReviewError, Rubric, find_rubric, load_rubric, points_text
 
 log = logging.getLogger(__name__)
 
-MANUAL_STORE = "manual-scores.json"
 SUBMISSION, AUTOGRADED, COMMENT = "submission", "autograded", "comment"
-FILES = "files"  # <GRADED>/<name>/files/: the submitted files, as graded
-MANUAL_NAME = "(graded by hand)"
 
 
 # ------------------------------------------------------------------------------------------ the graded folder
-def read_key(graded: Path) -> bytes | None:
-    """The grader's key of ``graded`` if there is one (never creates it, unlike ``signing.load_key``)."""
-    try:
-        key = bytes.fromhex((Path(graded) / KEY_FILE).read_text().strip())
-    except (OSError, ValueError):
-        return None
-    return key if len(key) >= 32 else None
-
-
 @dataclass
 class Graded:
     """One submission's folder in GRADED."""
@@ -105,136 +96,6 @@ def resolve_assignment(submissions: list[Graded], assignment: str | None) -> Rub
                           "(assignments/<name>/rubric.toml): there is nothing to grade by hand")
     raise ReviewError(f"several assignments graded here have a rubric ({', '.join(with_rubric)}); "
                       "name one with --assignment")
-
-
-def report_sha256(folder: Path, rubric: Rubric) -> str | None:
-    path = Path(folder) / FILES / rubric.report
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
-
-
-# ------------------------------------------------------------------------------------------------ the store
-def _store_mac(store: dict, key: bytes) -> str:
-    body = json.dumps({k: v for k, v in store.items() if k != "signature"}, sort_keys=True, separators=(",", ":"))
-    return hmac.new(key, b"manual-scores:" + body.encode(), hashlib.sha256).hexdigest()
-
-
-def load_store(graded: Path, key: bytes) -> dict:
-    """``GRADED/manual-scores.json``: ``{"assignments": {assignment: {"rubric", "submissions": {name: entry}}}}``.
-
-    Raises:
-        ReviewError: it exists but cannot be read or does not carry this grader's signature.
-    """
-    path = Path(graded) / MANUAL_STORE
-    if not path.is_file():
-        return {"format": 1, "assignments": {}}
-    try:
-        store = json.loads(path.read_text(encoding="utf-8"))
-        claimed = store["signature"]
-        ok = isinstance(claimed, str) and hmac.compare_digest(claimed, _store_mac(store, key))
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ReviewError(f"{path} cannot be read ({err}); move it away and merge the score sheets again") from err
-    if not ok:
-        raise ReviewError(f"{path} does not carry this grader's signature (written by someone else, or edited): "
-                          "move it away and merge the score sheets again")
-    return store
-
-
-def _signed_store(store: dict, key: bytes) -> dict:
-    body = {k: v for k, v in store.items() if k != "signature"}
-    return {**body, "signature": _store_mac(body, key)}
-
-
-# ------------------------------------------------------------------------------------------- the results
-def is_manual(test: dict) -> bool:
-    return bool((test.get("extra_data") or {}).get("manual"))
-
-
-def strip_manual(results: dict) -> dict:
-    """``results`` as the autograder wrote them: without manual tests, with the autograded total and maximum."""
-    extra = dict(results.get("extra_data", {}))
-    manual = extra.pop("manual", None)
-    tests = [t for t in results.get("tests", []) if not is_manual(t)]
-    if isinstance(manual, dict) and "autograded_max_score" in manual:
-        extra["max_score"] = manual["autograded_max_score"]
-    return {**results, "tests": tests, "score": round(sum(t["score"] for t in tests), 4), "extra_data": extra}
-
-
-def with_manual(results: dict, rubric: Rubric, given: dict | None, *, report_sha: str | None = None) -> dict:
-    """``results`` (signed or not) with one test per rubric criterion, scored from ``given`` (unsigned result).
-
-    ``given``: ``{"scores": {criterion id: points}, "comment": str, "report_sha256": str}`` or None (nothing
-    graded yet for this submission).
-    """
-    base = strip_manual(results)
-    base["extra_data"].pop("signature", None)
-    given = given or {}
-    scores = given.get("scores") or {}
-    tests = list(base["tests"])
-    graded = 0
-    for criterion in rubric.criteria:
-        extra = {"manual": True, "criterion": criterion.id, "question": criterion.question,
-                 "points": criterion.points}
-        if criterion.id in scores:
-            score = max(0.0, min(float(scores[criterion.id]), criterion.points))
-            graded += 1
-            status = "passed" if score >= criterion.points else "failed"
-            output = f"{score:g} of {points_text(criterion.points)}, graded by hand. What earns them: {criterion.earns}"
-            extra["outcome"] = "graded"
-        else:
-            score, status = 0.0, "failed"
-            output = f"not graded yet: {rubric.report} is graded by hand ({points_text(criterion.points)})"
-            extra["outcome"] = "not graded"
-        tests.append({"name": f"{rubric.report} {criterion.id}: {criterion.name} {MANUAL_NAME}",
-                      "number": str(len(tests) + 1), "score": round(score, 4), "max_score": criterion.points,
-                      "status": status, "output": output, "visibility": "after_published", "extra_data": extra})
-    comment = str(given.get("comment") or "").strip()
-    if comment:
-        tests.append({"name": f"{rubric.report}: the grader's comments {MANUAL_NAME}", "number": str(len(tests) + 1),
-                      "score": 0.0, "max_score": 0.0, "status": "passed", "output": comment,
-                      "visibility": "after_published",
-                      "extra_data": {"manual": True, "criterion": None, "outcome": "comment", "points": 0}})
-    manual_score = round(sum(t["score"] for t in tests if is_manual(t)), 4)
-    stored_sha = given.get("report_sha256")
-    extra = {**base["extra_data"], "max_score": base["extra_data"].get("max_score", 0) + rubric.points,
-             "manual": {"score": manual_score, "max_score": rubric.points, "graded": graded,
-                        "criteria": len(rubric.criteria), "autograded_score": base["score"],
-                        "autograded_max_score": base["extra_data"].get("max_score", 0),
-                        "rubric_sha256": rubric.digest,
-                        "report_changed": bool(stored_sha and report_sha and stored_sha != report_sha)}}
-    return {**base, "tests": tests, "score": round(sum(t["score"] for t in tests), 4), "extra_data": extra}
-
-
-def _active(entry: dict | None) -> bool:
-    """Whether an assignment's stored entry holds any score or comment (else its results stay as autograded)."""
-    return bool(entry) and any(g.get("scores") or g.get("comment") for g in entry.get("submissions", {}).values())
-
-
-def apply_manual(results: dict, out_dir: Path) -> dict:
-    """``results`` (about to be signed and written into ``out_dir``) with the teacher's merged scores, if any.
-
-    Called by the grader for every submission it writes. Never raises: a store that cannot be trusted or
-    read is logged and left out (``extra_data.manual_problem`` says why), and the results go on as graded.
-    """
-    out_dir = Path(out_dir)
-    try:
-        extra = results.get("extra_data", {})
-        assignment, name = extra.get("assignment"), extra.get("submission")
-        if not assignment or not (out_dir / MANUAL_STORE).is_file():
-            return results
-        key = read_key(out_dir)
-        if key is None:
-            raise ReviewError(f"{out_dir / KEY_FILE} is missing")
-        entry = load_store(out_dir, key)["assignments"].get(assignment)
-        if not _active(entry):
-            return results
-        rubric = find_rubric(assignment)
-        if rubric is None:
-            raise ReviewError(f"manual scores are stored for {assignment}, which has no rubric any more")
-        given = entry.get("submissions", {}).get(name)
-        return with_manual(results, rubric, given, report_sha=report_sha256(out_dir / str(name), rubric))
-    except Exception as err:  # noqa: BLE001 - the batch goes on; the teacher sees the problem in the log
-        log.warning("manual scores left out of %s: %s", results.get("extra_data", {}).get("submission"), err)
-        return {**results, "extra_data": {**results.get("extra_data", {}), "manual_problem": str(err)}}
 
 
 # -------------------------------------------------------------------------------------------- the sheet

@@ -23,11 +23,10 @@ from pathlib import Path
 
 from PIL import Image
 
-from .manual import (
-    FILES, Graded, graded_submissions, is_manual, load_store, read_key, read_sheet, resolve_assignment, write_sheet,
-)
+from ..results.manual import FILES, is_manual, load_store, read_key
+from ..rubric import ReviewError, Rubric, load_rubric
+from .manual import Graded, graded_submissions, read_sheet, resolve_assignment, write_sheet
 from .render import escape, render_markdown
-from .rubric import ReviewError, Rubric, load_rubric
 
 SITE = "review"
 SHEET = "manual-scores.csv"

@@ -189,6 +189,22 @@ def probe(request: pytest.FixtureRequest, assignment_config: dict, submission_di
     return Probe(Results(plan, out))
 
 
+@pytest.fixture
+def make_net(probe):
+    """``make_net(item="net")``: a fresh copy of the student's network of that plan item (``Net()``, built
+    after ``torch.manual_seed(0)``) as a runnable exported graph; a network that cannot be built or
+    exported fails the test with the reason."""
+    return lambda item="net": probe.network(item)
+
+
+@pytest.fixture
+def trace_net(make_net):
+    """``trace_net(batch, train=False)``: the operations of one forward pass of a fresh Net on random images."""
+    from .tracing import trace_random
+
+    return lambda batch=3, *, train=False, item="net": trace_random(make_net(item), batch, train=train)
+
+
 @pytest.fixture(scope="session")
 def plan_seed(probe) -> int:
     """The seed the plan's random inputs were drawn with (0 on a student's machine, the grader's own when graded)."""

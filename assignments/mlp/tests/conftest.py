@@ -1,14 +1,7 @@
-"""Fixtures of assignment 1: the student's network and one_hot, as the probe exported them (tests/plan.py)."""
+"""Fixtures of assignment 1: one_hot as the probe exported it (``make_net`` comes from mnistkit's plugin)."""
 import pytest
 
 from mnistkit.checks import run
-
-
-@pytest.fixture
-def make_net(probe):
-    """``make_net()``: a fresh copy of the student's Net (built after torch.manual_seed(0)), as a runnable
-    exported graph; a Net that cannot be built or exported fails the test with the reason."""
-    return lambda: probe.network("net")
 
 
 @pytest.fixture(scope="session")

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from mnistkit._toml import tomllib
 
-from ..config import ASSIGNMENTS_DIR
+from .config import ASSIGNMENTS_DIR
 
 RUBRIC_FILE = "rubric.toml"
 ID = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,31}$")
