@@ -21,12 +21,13 @@ import time
 from pathlib import Path
 
 KIT = Path(__file__).resolve().parent.parent
-for folder in (KIT / "solutions" / "analysis", KIT / "assignments" / "analysis" / "handout", KIT / "student_template"):
+for folder in (KIT / "solutions" / "analysis", KIT / "assignments" / "analysis" / "handout", KIT / "student_template",
+               KIT / "assignments" / "analysis" / "tests"):
     sys.path.insert(0, str(folder))
 
 import torch  # noqa: E402
 
-import checks  # noqa: E402
+import plan  # noqa: E402 - the tests' plan: which runs the honesty check may re-train
 import runs  # noqa: E402
 from analysis import build_mlp  # noqa: E402
 
@@ -96,7 +97,7 @@ def differences(a: dict, b: dict) -> dict:
 def cmd_tolerance(args) -> None:
     studies = runs.load_grid(GRID)
     data = runs.load_data(args.data_dir)
-    candidates = checks.rerun_candidates(studies)
+    candidates = plan.rerun_candidates(studies)
     chosen = random.Random(args.seed).sample(candidates, min(args.rows, len(candidates)))
     if args.include:
         chosen += [(c, s) for c, s in candidates

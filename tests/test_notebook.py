@@ -109,7 +109,14 @@ def test_nbgrader_solution_keeps_the_hint_as_a_comment_and_only_nbgrader_markers
     config = load_assignment("mlp")
     text = nbgrader_solution((config.solution_dir / "mlp.py").read_text(), filename="mlp.py")
     assert HINT not in text and text.count(BEGIN) == text.count(END) > 0
-    assert "# Net.forward: " in text or "# Net.__init__: " in text
+    lines = text.splitlines()
+    begins = [n for n, line in enumerate(lines) if line.strip() == BEGIN]
+    assert text.count("# TODO: ") == len(begins)
+    for n in begins:  # the stub's TODO comment, right above the region nbgrader clears
+        above = n - 1
+        while lines[above].lstrip().startswith("#       "):
+            above -= 1
+        assert lines[above].lstrip().startswith("# TODO: "), lines[above]
 
 
 @pytest.mark.parametrize("name", ASSIGNMENTS)
@@ -156,6 +163,44 @@ def test_files_from_notebook_says_which_writefile_cell_is_missing(tmp_path):
     files_from_notebook(_notebook("class Net:\n    pass"), "hw.ipynb", load_assignment("mlp"), tmp_path, extraction)
     assert not extraction.files
     assert "hw.ipynb has no `%%writefile mlp.py` cell" in extraction.notes[0]
+
+
+def test_prepare_reads_the_handouts_requirements_txt(tmp_path):
+    import importlib.util
+
+    from autograder.config import TEMPLATE_DIR
+    from mnistkit.notebook import requirements
+
+    (tmp_path / "requirements.txt").write_text(
+        "# comment\ntorch>=2.6  # why\npytest-timeout >= 2.2\nPyYAML\nold; python_version < '3.0'\n"
+        "new; python_version >= '3.0'\n-e .\n\n")
+    assert requirements(tmp_path) == {"torch": "torch>=2.6", "pytest_timeout": "pytest-timeout>=2.2",
+                                      "yaml": "PyYAML", "new": "new"}
+    template = requirements(TEMPLATE_DIR)  # what every handout ships; each one imports in the kit's venv
+    assert {"torch", "pytest", "pytest_timeout", "safetensors"} <= set(template)
+    assert [name for name in template if importlib.util.find_spec(name) is None] == []
+
+
+def test_an_oversized_notebook_is_reported_as_too_large_with_the_limit(tmp_path):
+    import dataclasses
+
+    from autograder.grade.notebook_submission import notebook_files, oversized_notebook
+
+    config = load_assignment("mlp")
+    config = dataclasses.replace(config, submission=dataclasses.replace(config.submission, max_file_mb=0.5))
+    big = json.dumps(_notebook("%%writefile mlp.py\nclass Net:\n    pass\n", "# " + "x" * 2**20))
+    (tmp_path / "hw.ipynb").write_text(big)
+    with zipfile.ZipFile(tmp_path / "hw.zip", "w") as archive:
+        archive.writestr("hw.ipynb", big)
+        archive.writestr("mnist_agent.pt", b"weights")
+    expected = "hw.ipynb is larger than the 0.5 MB limit per file, so its %%writefile cells were not read"
+    extraction = Extraction()
+    notebook_files(tmp_path / "hw.zip", tmp_path, config, extraction)
+    assert not extraction.files and extraction.notes[0].startswith(expected), extraction.notes
+    with pytest.raises(SubmissionError, match=expected):
+        notebook_files(tmp_path / "hw.ipynb", tmp_path, config, Extraction())
+    assert oversized_notebook(tmp_path / "hw.zip", 2**19).startswith(expected)
+    assert oversized_notebook(tmp_path / "hw.zip", 2**22) is None and guess_names(tmp_path / "hw.zip", 2**19) == set()
 
 
 @pytest.mark.parametrize("data, message", [

@@ -300,7 +300,8 @@ def test_probe_network_build_errors_are_recorded(tmp_path, student):
     module = student("import torch\n\ndef Net():\n    raise NotImplementedError('Net')\n\n\ndef Thing():\n    return 3\n",
                      name="stubmod")
     results = _run(tmp_path, module, [Network("net", "Net"), Network("thing", "Thing")])
-    assert results.error("net") == "Net(): not written yet (NotImplementedError: Net)"
+    assert results.error("net") == ("Net(): not written yet (NotImplementedError: Net); see the TODO comment in "
+                                    "stubmod.py, above line 4")
     assert results.error("thing") == "Thing() returned int, not a torch.nn.Module"
 
 

@@ -83,3 +83,22 @@ def test_verify_catches_a_drifted_stub(released, assignments, tmp_path):
             new.writestr(item, data)
     with pytest.raises(LeakError, match="differs from what stripping"):
         verify_handout(bad, config)
+
+
+def test_reference_timeout_applies_to_all_commands_together(tmp_path):
+    """[reference] timeout is the time of every reference command together, as autograder/config.py documents."""
+    import dataclasses
+
+    from autograder.assign.submission import SubmissionBuildError, build_submission
+    from autograder.config import load_assignment
+
+    config = load_assignment("mlp")
+    nap = ("python", "-c", "import time; time.sleep(0.8)")
+    config = dataclasses.replace(config, handout=dataclasses.replace(config.handout, stubs=()),
+                                 reference=dataclasses.replace(config.reference, commands=(nap, nap), timeout=1.2))
+    handout = tmp_path / "handout.zip"
+    with zipfile.ZipFile(handout, "w") as archive:
+        archive.writestr("mlp/assignment.toml", "")
+    # each command alone fits in the limit, the two together do not
+    with pytest.raises(SubmissionBuildError, match=r"time limit \(\[reference\] timeout of assignment.toml\)"):
+        build_submission(config, handout, tmp_path / "out.zip", kind="reference")

@@ -99,16 +99,20 @@ def test_tracing_keeps_the_error_of_forward():
     assert [op.name() for op in trace.ops] == ["fc1 (Linear)", "F.relu in forward()"]
 
 
+STUB_ERROR = ("not written yet (NotImplementedError: write Net.forward); see the TODO comment in small_nets.py, "
+              f"above line {line_of('write Net.forward').split(':')[1]}")
+
+
 def test_tracing_of_a_network_without_graph_says_why():
     trace = trace_random(graph_net("Stub"), 1)
-    assert trace.output is None and trace.error == "not written yet (NotImplementedError: write Net.forward)"
+    assert trace.output is None and trace.error == STUB_ERROR
     rows = table_rows(trace, TABLE, 1)
     assert row_failure(rows, 1, 1) == (
         "row 1 (conv1): expected shape (B, 4, 24, 24), but your forward has no more convolution for this row (it "
-        "stopped with not written yet (NotImplementedError: write Net.forward)) (B = 1)")
+        f"stopped with {STUB_ERROR}) (B = 1)")
     assert row_failure(rows, 5, 1).startswith(
-        "row 5 (predicted class): expected shape (B), but there is no output (it stopped with not written yet "
-        "(NotImplementedError: write Net.forward)). The first row that is off is row 1 (conv1: ")
+        f"row 5 (predicted class): expected shape (B), but there is no output (it stopped with {STUB_ERROR}). The "
+        "first row that is off is row 1 (conv1: ")
 
 
 def test_tracing_as_pair_and_print_layer_shapes(capsys):
@@ -144,7 +148,7 @@ def test_layers_contract_names_wrong_sizes_and_a_wrong_count():
         "expected 2 linear layers in this order (784 -> 50 -> 50 -> 50); your forward runs 3: fc1 (Linear) "
         "(784 -> 50), fc2 (Linear) (50 -> 50), fc3 (Linear) (50 -> 10)"]
     assert layer_problems(trace_random(graph_net("Stub"), 2), CONTRACT) == [
-        "forward raised not written yet (NotImplementedError: write Net.forward)"]
+        f"forward raised {STUB_ERROR}"]
 
 
 def test_layers_reused_modules_finds_one_relu_used_twice():

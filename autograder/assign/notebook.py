@@ -33,8 +33,9 @@ from pathlib import Path
 from mnistkit.notebook import MAGIC, PREAMBLE_FLAG, RUN_STEP, cell_source
 
 from ..config import AssignmentConfig
-from .release import ZIP_DATE, add_visible_tests, copy_handout_files, copy_template
-from .strip import BEGIN, END, find_regions, strip_solutions
+from .render import rendered_readme
+from .release import ZIP_DATE, add_visible_tests, copy_handout_files, copy_template, render_values
+from .strip import BEGIN, END, find_regions, strip_solutions, todo_comment
 
 STUDENT, REFERENCE, NBGRADER = "student", "reference", "nbgrader"
 HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
@@ -79,7 +80,7 @@ def support_bundle(config: AssignmentConfig) -> bytes:
     """The handout's files minus the stubs, the editable files and the README, as a reproducible zip."""
     with tempfile.TemporaryDirectory(prefix=f"bundle-{config.name}-") as staging:
         root = Path(staging)
-        for step in (copy_template, copy_handout_files, add_visible_tests):
+        for step in (copy_template, copy_handout_files, add_visible_tests, render_values):
             step(config, root)
         for name in ("README.md", *editable_files(config)):
             (root / name).unlink(missing_ok=True)
@@ -157,15 +158,16 @@ def split_tests(text: str) -> tuple[str, list[tuple[str, str]]]:
 
 
 def nbgrader_solution(text: str, *, filename: str) -> str:
-    """The solution with nbgrader's markers only: each ``### HINT:`` becomes a comment above its region."""
+    """The solution with nbgrader's markers only: the ``### HINT:`` lines become the stub's ``# TODO:``
+    comment above the region (nbgrader keeps it when it clears the solution)."""
     lines = text.splitlines()
     out: list[str] = []
     cursor = 0
     for region in find_regions(text, filename=filename):
         out.extend(lines[cursor:region.begin - 1])
-        out.append(f"{region.indent}# {region.owner}: {region.hint}")
+        out.extend(todo_comment(region))
         out.append(f"{region.indent}{BEGIN}")
-        out.extend(lines[region.begin + 1:region.end - 1])  # the code, without the hint line
+        out.extend(lines[region.first_code_line - 1:region.end - 1])  # the code, without the hint lines
         out.append(f"{region.indent}{END}")
         cursor = region.end
     out.extend(lines[cursor:])
@@ -212,7 +214,7 @@ def cells(config: AssignmentConfig, *, flavour: str) -> list[Cell]:
         "The README of the handout follows, section by section.",
     ])
     result = [Cell("markdown", intro, "readme", "intro"), Cell("code", setup_source(config), "setup", "setup")]
-    readme = (config.root / "README.md").read_text(encoding="utf-8")
+    readme = rendered_readme(config)
     result += [Cell("markdown", text.strip("\n"), "readme", f"readme-{i}") for i, text in
                enumerate(readme_sections(readme), start=1)]
     result.append(Cell("markdown", "## Your code", "readme", "your-code"))
@@ -328,7 +330,7 @@ NBGRADER_CONFIG = '''# nbgrader configuration written by mnist-kit (`make releas
 # the student version into release/; nbgrader autograde <name> --create grades submitted/<student>/<name>/.
 c = get_config()  # noqa: F821
 c.CourseDirectory.course_id = "mnist-kit"
-c.ClearSolutions.code_stub = {{"python": "# YOUR CODE HERE (see the hint above)\\nraise NotImplementedError()"}}
+c.ClearSolutions.code_stub = {{"python": "# YOUR CODE HERE (see the TODO comment above)\\nraise NotImplementedError()"}}
 # Test cells train networks: allow each cell as long as the kit allows a test.
 c.Execute.timeout = {timeout}
 '''

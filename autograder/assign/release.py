@@ -1,6 +1,7 @@
 """Release: build one handout zip per assignment as an ordered list of small steps.
 
-    copy_template -> copy_handout_files -> write_stubs -> add_visible_tests -> zip_handout -> verify_handout
+    copy_template -> copy_handout_files -> write_stubs -> add_visible_tests -> render_values -> zip_handout
+    -> verify_handout
 
 Each step takes the assignment's config and the staging folder and can be run and tested alone.
 """
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from ..config import AssignmentConfig
 from ..layout import add_tests, copy_handout_files, copy_template
+from .render import render
 from .strip import strip_solutions
 from .verify import verify_handout, verify_notebook
 
@@ -35,6 +37,20 @@ def add_visible_tests(config: AssignmentConfig, handout: Path) -> None:
     add_tests(config, handout, hidden=False)
 
 
+def render_values(config: AssignmentConfig, handout: Path) -> None:
+    """README.md and pytest.ini with the values of assignment.toml and the tests filled in (autograder.assign.render),
+    and requirements.txt with the assignment's own packages ([handout] requirements) before its last line."""
+    requirements = handout / "requirements.txt"
+    lines = requirements.read_text(encoding="utf-8").splitlines()
+    last = next(i for i in range(len(lines) - 1, -1, -1) if lines[i].strip() == "-e .")
+    requirements.write_text("\n".join([*lines[:last - 1], *config.handout.requirements, *lines[last - 1:]]) + "\n",
+                            encoding="utf-8")
+    for name in ("README.md", "pytest.ini"):
+        path = handout / name
+        path.write_text(render(path.read_text(encoding="utf-8"), config, where=f"{config.name}/{name}"),
+                        encoding="utf-8")
+
+
 def zip_handout(config: AssignmentConfig, handout: Path, out_dir: Path) -> Path:
     """Zip the staged handout as ``<out_dir>/<name>.zip`` with one top folder ``<name>/``, reproducibly."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -51,7 +67,7 @@ def zip_handout(config: AssignmentConfig, handout: Path, out_dir: Path) -> Path:
     return target
 
 
-STEPS = (copy_template, copy_handout_files, write_stubs, add_visible_tests)
+STEPS = (copy_template, copy_handout_files, write_stubs, add_visible_tests, render_values)
 
 
 def release_notebook(config: AssignmentConfig, *, out_dir: Path) -> Path:

@@ -1,28 +1,39 @@
 """Turn a reference solution into the student stub by replacing its marked regions.
 
-A solution region is written with nbgrader's markers, and its first line inside is a hint::
+A solution region is written with nbgrader's markers, and its first lines inside are the hint, one or
+more ``### HINT:`` lines::
 
     ### BEGIN SOLUTION
-    ### HINT: flatten x to (N, 784), then ...
+    ### HINT: create the layers: three nn.Linear (784 -> 50 -> 50 -> 10) and the dropout.
+    ### HINT: the module docstring has their sizes.
     <reference code>
     ### END SOLUTION
 
-In the stub the whole region becomes one line at the marker's indentation::
+In the stub the region becomes a comment block at the marker's indentation, then a short raise::
 
-    raise NotImplementedError("Net.forward: flatten x to (N, 784), then ...")
+    # TODO: create the layers: three nn.Linear (784 -> 50 -> 50 -> 10) and the dropout.
+    #       the module docstring has their sizes.
+    raise NotImplementedError("Net.__init__")
 
-The hint is prefixed with the enclosing ``Class.function`` so that a student who runs the tests sees
-which function to write. Nested, unterminated or stray markers, and regions without a hint, raise
-:class:`MarkerError` naming the file and line.
+Each ``### HINT:`` line is one comment line (wrapped at :data:`WIDTH` characters), the first prefixed
+``TODO:``. The raise names the enclosing ``Class.function``, so that a student who runs the tests sees which
+part is not written yet, and ``mnistkit.submit`` lists the parts still unwritten. A hint says what to
+write and where to look (the docstring, the formula), never the solution's code. Nested, unterminated or
+stray markers, regions without a hint and hint lines after the code raise :class:`MarkerError` naming
+the file and line.
 """
 from __future__ import annotations
 
 import re
+import textwrap
 from dataclasses import dataclass
 
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
 HINT = "### HINT:"
+TODO = "# TODO: "
+TODO_MORE = "#       "  # later lines of the block, aligned with the text after "TODO: "
+WIDTH = 100  # the comment block's lines, indentation included, are wrapped at this width
 _DEF = re.compile(r"^(\s*)(?:async\s+)?(def|class)\s+(\w+)")
 
 
@@ -32,14 +43,24 @@ class MarkerError(ValueError):
 
 @dataclass(frozen=True)
 class Region:
-    """One solution region: 1-based line numbers of its markers, its hint and the code it hides."""
+    """One solution region: 1-based line numbers of its markers, its hint lines and the code it hides."""
 
     begin: int
     end: int
     indent: str
-    hint: str
+    hints: tuple[str, ...]
     owner: str
     code: tuple[str, ...]
+
+    @property
+    def hint(self) -> str:
+        """The hint as one line of text."""
+        return " ".join(self.hints)
+
+    @property
+    def first_code_line(self) -> int:
+        """1-based line number of the first line after the hint lines."""
+        return self.begin + 1 + len(self.hints)
 
 
 def find_regions(text: str, *, filename: str = "<solution>") -> list[Region]:
@@ -65,6 +86,8 @@ def find_regions(text: str, *, filename: str = "<solution>") -> list[Region]:
             open_at = None
         elif "BEGIN SOLUTION" in stripped or "END SOLUTION" in stripped:
             raise MarkerError(f"{filename}:{number}: malformed marker {stripped!r}; write '{BEGIN}' or '{END}'")
+        elif stripped.startswith(HINT) and open_at is None:
+            raise MarkerError(f"{filename}:{number}: '{HINT}' outside a solution region")
     if open_at is not None:
         raise MarkerError(f"{filename}:{open_at}: '{BEGIN}' is never closed by '{END}'")
     return regions
@@ -74,20 +97,44 @@ def _region(lines: list[str], begin: int, end: int, scopes: list[tuple[int, str]
     marker = lines[begin - 1]
     indent = marker[: len(marker) - len(marker.lstrip())]
     body = lines[begin : end - 1]
-    if not body or not body[0].strip().startswith(HINT):
+    hints: list[str] = []
+    while len(hints) < len(body) and body[len(hints)].strip().startswith(HINT):
+        hint = body[len(hints)].strip()[len(HINT) :].strip()
+        if not hint:
+            raise MarkerError(f"{filename}:{begin + 1 + len(hints)}: the hint is empty")
+        hints.append(hint)
+    if not hints:
         raise MarkerError(f"{filename}:{begin + 1}: a solution region must start with a '{HINT} ...' line")
-    hint = body[0].strip()[len(HINT) :].strip()
-    if not hint:
-        raise MarkerError(f"{filename}:{begin + 1}: the hint is empty")
-    code = tuple(line for line in body[1:] if line.strip())
+    rest = body[len(hints) :]
+    for offset, line in enumerate(rest):
+        if HINT in line:
+            number = begin + 1 + len(hints) + offset
+            raise MarkerError(f"{filename}:{number}: '{HINT}' after the code; put every hint line first")
+    code = tuple(line for line in rest if line.strip())
     if not code:
         raise MarkerError(f"{filename}:{begin}: the solution region holds no code")
     owner = ".".join(name for width, name in scopes if width < len(indent)) or "module"
-    return Region(begin, end, indent, hint, owner, code)
+    return Region(begin, end, indent, tuple(hints), owner, code)
+
+
+def todo_comment(region: Region) -> list[str]:
+    """The region's hint as comment lines at its indentation: ``# TODO: ...``, then ``#       ...``."""
+    out: list[str] = []
+    for number, hint in enumerate(region.hints):
+        first = TODO if number == 0 else TODO_MORE
+        width = max(40, WIDTH - len(region.indent) - len(first))
+        for part, text in enumerate(textwrap.wrap(hint, width, break_long_words=False, break_on_hyphens=False)):
+            out.append(f"{region.indent}{first if part == 0 else TODO_MORE}{text}")
+    return out
+
+
+def stub_raise(region: Region) -> str:
+    """The line that stands for the region's code: ``raise NotImplementedError("Owner.part")``."""
+    return f'{region.indent}raise NotImplementedError("{region.owner}")'
 
 
 def strip_solutions(text: str, *, filename: str = "<solution>") -> str:
-    """Return the stub: ``text`` with every solution region replaced by ``raise NotImplementedError``."""
+    """Return the stub: ``text`` with every region replaced by its TODO comment and a short raise."""
     regions = find_regions(text, filename=filename)
     if not regions:
         raise MarkerError(f"{filename}: no '{BEGIN}' region found; nothing for students to write")
@@ -96,8 +143,8 @@ def strip_solutions(text: str, *, filename: str = "<solution>") -> str:
     cursor = 0
     for region in regions:
         out.extend(lines[cursor : region.begin - 1])
-        message = f"{region.owner}: {region.hint}"
-        out.append(f"{region.indent}raise NotImplementedError({message!r})")
+        out.extend(todo_comment(region))
+        out.append(stub_raise(region))
         cursor = region.end
     out.extend(lines[cursor:])
     return "\n".join(out) + ("\n" if text.endswith("\n") else "")

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -25,7 +26,14 @@ class SubmissionBuildError(RuntimeError):
 
 
 def _run(command: list[str], *, cwd: Path, env: dict[str, str], timeout: float) -> None:
-    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    if timeout <= 0:
+        raise SubmissionBuildError(f"{' '.join(command)} was not run in {cwd}: the reference commands used up "
+                                   "their time limit ([reference] timeout of assignment.toml)")
+    try:
+        done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as err:
+        raise SubmissionBuildError(f"{' '.join(command)} did not finish in {cwd} within the {timeout:.0f} s left of "
+                                   "the reference commands' time limit ([reference] timeout of assignment.toml)") from err
     if done.returncode != 0:
         raise SubmissionBuildError(f"{' '.join(command)} failed in {cwd}:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
 
@@ -49,10 +57,11 @@ def build_submission(
         if kind == "reference":
             for name in config.handout.stubs:
                 shutil.copy2(config.solution_dir / name, handout / name)
+            deadline = time.monotonic() + config.reference.timeout  # for all the commands together
             for command in config.reference.commands:
                 command = [sys.executable if part == "python" else part for part in command]
                 log.info("%s: running %s", config.name, " ".join(command))
-                _run(command, cwd=handout, env=env, timeout=config.reference.timeout)
+                _run(command, cwd=handout, env=env, timeout=deadline - time.monotonic())
         out_zip.parent.mkdir(parents=True, exist_ok=True)
         _run([sys.executable, "-m", "mnistkit.submit", "--output", str(out_zip.resolve())],
              cwd=handout, env=env, timeout=120)

@@ -7,6 +7,7 @@ import zipfile
 from pathlib import Path
 
 from ..config import AssignmentConfig
+from .render import PLACEHOLDER
 from .strip import BEGIN, END, HINT, solution_code_lines, strip_solutions
 
 
@@ -47,6 +48,8 @@ def leaks(member: str, text: str, config: AssignmentConfig, *, secret_lines: dic
     secret_lines = _secrets(config) if secret_lines is None else secret_lines
     hidden_names = hidden_test_names(config) if hidden_names is None else hidden_names
     problems = []
+    if "{{" in text and PLACEHOLDER.search(text):
+        problems.append(f"{member} holds a value that was not rendered: {PLACEHOLDER.search(text).group(0)}")
     for marker in (BEGIN, END, HINT):
         if marker in text:
             problems.append(f"{member} contains the solution marker {marker!r}")

@@ -50,7 +50,7 @@ from ..results.signing import file_sha256, load_key, seed_for, sign, verify
 from ..results.summary import write_summary
 from ..testrun import ManifestError, TestSpec, collect_manifest, judge_command, judge_env
 from .judge import Judge
-from .notebook_submission import guess_names, is_notebook, notebook_files
+from .notebook_submission import guess_names, is_notebook, notebook_files, oversized_notebook
 from .sandbox import (
     CollectError, Limits, Mounts, NoSandbox, RunResult, choose_mode, collect, interpreter_problem, protect,
     run_limited,
@@ -419,6 +419,7 @@ def grade_submission(source: Path, *, batch: Batch, name: str | None = None) -> 
         stubs = ", ".join(sorted({s for a in list_assignments() for s in load_assignment(a).handout.stubs}))
         message = (f"could not tell which assignment {source.name} is for: it holds none of {stubs} "
                    "at its top level (or the grader was not told with --assignment)")
+        message = oversized_notebook(source, MAX_NOTEBOOK_BYTES) or message
         return _write(batch, folder, name, "", [], message, "ungradable", time.monotonic() - start, {})
     stamp = {"zip_sha256": file_sha256(source), "kit_fingerprint": batch.fingerprint(config)}
     previous = _previous_outcome(batch, folder, name, stamp)

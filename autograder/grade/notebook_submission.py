@@ -23,23 +23,50 @@ def is_notebook(path: Path) -> bool:
     return path.suffix.lower() == SUFFIX
 
 
+def too_big(name: str, max_bytes: int) -> str:
+    """The note for a notebook over the size limit (its outputs, images mostly, make it large)."""
+    return (f"{name} is larger than the {max_bytes / 2**20:g} MB limit per file, so its %%writefile cells were "
+            "not read: clear its outputs (Edit > Clear all outputs) and save it again")
+
+
 def read_capped(path: Path, max_bytes: int) -> bytes:
     """The bytes of ``path``; :class:`SubmissionError` when it is larger than ``max_bytes``."""
     if path.stat().st_size > max_bytes:
-        raise SubmissionError(f"{path.name} is larger than the {max_bytes / 2**20:.0f} MB limit per file")
+        raise SubmissionError(too_big(path.name, max_bytes))
     return path.read_bytes()
 
 
 def notebook_in_zip(zip_path: Path, max_bytes: int) -> tuple[str, bytes] | None:
-    """``(name, bytes)`` of the first notebook in the zip (junk folders skipped), or ``None``."""
+    """``(name, bytes)`` of the first notebook in the zip (junk folders skipped), or ``None``.
+
+    Raises:
+        SubmissionError: that notebook is larger than ``max_bytes`` (the message says so, with the limit).
+    """
     try:
         with zipfile.ZipFile(zip_path) as archive:
             for info in archive.infolist()[:MAX_MEMBERS]:
                 parts = PurePosixPath(info.filename.replace("\\", "/")).parts
                 if info.is_dir() or not parts or _is_junk(parts) or not parts[-1].lower().endswith(SUFFIX):
                     continue
-                return info.filename, read_member_capped(archive, info, max_bytes)
-    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError, _TooBig):
+                try:
+                    return info.filename, read_member_capped(archive, info, max_bytes)
+                except _TooBig:
+                    raise SubmissionError(too_big(info.filename, max_bytes)) from None
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError):
+        return None
+    return None
+
+
+def oversized_notebook(path: Path, max_bytes: int) -> str | None:
+    """The :func:`too_big` note when ``path`` is, or its zip holds, a notebook over ``max_bytes``; else ``None``."""
+    try:
+        if is_notebook(path):
+            read_capped(path, max_bytes)
+        else:
+            notebook_in_zip(path, max_bytes)
+    except SubmissionError as err:
+        return str(err)
+    except OSError:
         return None
     return None
 
@@ -119,13 +146,13 @@ def notebook_files(source: Path, dest: Path, config: AssignmentConfig, extractio
         return
     if all(stub in extraction.files for stub in config.handout.stubs):
         return
-    found = notebook_in_zip(source, max_bytes)
-    if found is None:
-        return
-    member, data = found
     try:
+        found = notebook_in_zip(source, max_bytes)
+        if found is None:
+            return
+        member, data = found
         notebook = parse_notebook(data, member)
-    except SubmissionError as err:
+    except SubmissionError as err:  # too large, or not a notebook
         extraction.notes.append(str(err))
         return
     files_from_notebook(notebook, member, config, dest, extraction)

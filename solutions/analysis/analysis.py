@@ -1,8 +1,9 @@
 """Assignment: analysing an MLP on MNIST (activation, learning rate, depth, width, schedules).
 
-Write the four pieces marked TODO. Everything else in the handout is ready to run: ``train.py`` trains one
-configuration, ``sweep.py`` runs the required grid of ``grid.toml``, ``plots.py`` draws the figures, and
-``report.md`` holds the questions you answer.
+Write the four parts marked ``TODO`` (each is a ``# TODO:`` comment that says what to write, above a
+``raise NotImplementedError`` that your code replaces). Everything else in the handout is ready to run:
+``train.py`` trains one configuration, ``sweep.py`` runs the required grid of ``grid.toml``, ``plots.py``
+draws the figures, and ``report.md`` holds the questions you answer.
 
 Contract (the tests, the training scripts and the grader rely on it; do not rename anything):
 
@@ -57,7 +58,8 @@ def make_activation(name):
         ValueError: ``name`` is not one of ``ACTIVATIONS``; the message lists the accepted names.
     """
     ### BEGIN SOLUTION
-    ### HINT: return a new nn.ReLU(), nn.Tanh(), nn.Sigmoid() or nn.LeakyReLU(negative_slope=0.01) by name; raise ValueError listing ACTIVATIONS otherwise
+    ### HINT: return a new module for each name, as listed under Args; raise the ValueError of
+    ### HINT: Raises for any other name.
     if name == "relu":
         return nn.ReLU()
     if name == "tanh":
@@ -87,7 +89,8 @@ def expected_parameters(depth, width, batchnorm=False):
         An ``int``.
     """
     ### BEGIN SOLUTION
-    ### HINT: add up a * b + b for every nn.Linear(a, b) of the network and 2 * width for every BatchNorm1d
+    ### HINT: add up the parameters of every layer of build_mlp's network by the rules above,
+    ### HINT: as a formula of depth and width (do not build the network).
     total = (IN_FEATURES + 1) * width + (depth - 1) * (width + 1) * width + (width + 1) * NUM_CLASSES
     if batchnorm:
         total += 2 * width * depth
@@ -122,7 +125,9 @@ def init_weights(model, init):
         ValueError: ``init`` is not one of ``INITS``; the message lists the accepted names.
     """
     ### BEGIN SOLUTION
-    ### HINT: raise ValueError unless init is in INITS; unless "default", re-fill the .weight of every nn.Linear in model.modules() with the matching nn.init function and zero its .bias
+    ### HINT: check init (Raises). Unless it is "default", re-fill the weight of every nn.Linear
+    ### HINT: of model.modules() by the scheme above (nn.init has a function for each) and set its
+    ### HINT: bias to 0. Return model.
     if init not in INITS:
         raise ValueError(f"unknown init {init!r}; use one of {INITS}")
     if init == "default":
@@ -165,7 +170,9 @@ def build_mlp(depth, width, activation, batchnorm=False, dropout=0.0, init="defa
             ``activation`` or ``init``.
     """
     ### BEGIN SOLUTION
-    ### HINT: validate the arguments, append the modules of the module docstring to a list (make_activation gives each hidden layer its activation), wrap them in nn.Sequential and return init_weights(net, init)
+    ### HINT: check the arguments (Raises), collect the modules of the module docstring in order,
+    ### HINT: with a new activation per hidden layer (make_activation), wrap them in an
+    ### HINT: nn.Sequential and initialise it with init_weights.
     if depth < 1 or width < 1:
         raise ValueError(f"depth and width must be >= 1, got depth={depth}, width={width}")
     if not 0.0 <= dropout < 1.0:

@@ -36,12 +36,19 @@ def assemble(folder: Path) -> None:
     shutil.copytree(ASSIGNMENT / "handout", folder, dirs_exist_ok=True, ignore=IGNORED)
     tests = folder / "tests"
     tests.mkdir(exist_ok=True)
-    for support in (ASSIGNMENT / "tests").glob("*.py"):  # conftest.py, plan.py, analysis_contract.py
+    for support in (ASSIGNMENT / "tests").glob("*.py"):  # conftest.py, plan.py, analysis_contract.py, ...
         shutil.copy2(support, tests)
     for kind in ("visible", "hidden"):
         for test in (ASSIGNMENT / "tests" / kind).glob("test_*.py"):
             shutil.copy2(test, tests)
     shutil.copy2(KIT / "solutions" / "analysis" / "analysis.py", folder)
+    sys.path.insert(0, str(KIT))
+    from autograder.assign.render import render  # pytest.ini's values, filled in as the release does
+    from autograder.config import load_assignment
+
+    ini = folder / "pytest.ini"
+    ini.write_text(render(ini.read_text(encoding="utf-8"), load_assignment("analysis"), where="pytest.ini"),
+                   encoding="utf-8")
 
 
 def reference_commands() -> list[list[str]]:

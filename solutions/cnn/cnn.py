@@ -1,7 +1,9 @@
 """Assignment 2: a small convolutional network for MNIST.
 
-Write the two pieces marked TODO (``Net.__init__`` and ``Net.forward``). Everything else in the handout
-(data loading, the training script ``train.py``, the tests) is ready to run.
+Write the two parts marked ``TODO`` (``Net.__init__`` and ``Net.forward``): each is a ``# TODO:``
+comment that says what to write, above a ``raise NotImplementedError`` that your code replaces.
+Everything else in the handout (data loading, the training script ``train.py``, the tests) is ready to
+run.
 
 The rule of this assignment: **no stride and no padding anywhere.** Every ``nn.Conv2d`` keeps its default
 ``stride=1``, ``padding=0`` and ``dilation=1``; every max-pooling keeps ``padding=0`` and its default stride
@@ -51,7 +53,10 @@ class Net(nn.Module):
     def __init__(self):
         super().__init__()
         ### BEGIN SOLUTION
-        ### HINT: create self.conv1 = nn.Conv2d(1, 10, kernel_size=?), self.bn1 = nn.BatchNorm2d(10), self.conv2 (10 -> 20), self.bn2, self.fc1 = nn.Linear(320, 50), self.bn3 = nn.BatchNorm1d(50), self.fc2 = nn.Linear(50, 10), and a pooling nn.MaxPool2d(kernel_size=?) (or use F.max_pool2d in forward); pick every kernel with H_out = floor((H_in - kernel) / stride) + 1
+        ### HINT: create the layers of the table in the module docstring, as attributes of self:
+        ### HINT: the two convolutions, the three BatchNorm layers, the two linear layers and the
+        ### HINT: max-pooling (or call F.max_pool2d in forward). Choose each kernel size with the
+        ### HINT: docstring's formula for H_out (no stride, no padding) so the shapes match the table.
         self.conv1 = nn.Conv2d(1, 10, kernel_size=5)
         self.bn1 = nn.BatchNorm2d(10)
         self.conv2 = nn.Conv2d(10, 20, kernel_size=5)
@@ -68,11 +73,21 @@ class Net(nn.Module):
         Follow the table of the module docstring row by row: every intermediate shape is checked.
         """
         ### BEGIN SOLUTION
-        ### HINT: conv1 -> bn1 -> max-pool -> relu -> conv2 -> bn2 -> max-pool -> relu -> flatten to (B, 320) -> fc1 -> bn3 -> relu -> fc2 -> log_softmax(dim=1)
-        x = F.relu(self.pool(self.bn1(self.conv1(x))))
-        x = F.relu(self.pool(self.bn2(self.conv2(x))))
+        ### HINT: apply the rows of the table in order (a block is convolution, BatchNorm,
+        ### HINT: max-pooling, ReLU), flatten to (B, 320) before fc1, and end with log_softmax over
+        ### HINT: dim 1. One operation per line: a wrong shape is then easy to find.
+        x = self.conv1(x)
+        x = self.bn1(x)
+        x = self.pool(x)
+        x = F.relu(x)
+        x = self.conv2(x)
+        x = self.bn2(x)
+        x = self.pool(x)
+        x = F.relu(x)
         x = torch.flatten(x, 1)
-        x = F.relu(self.bn3(self.fc1(x)))
+        x = self.fc1(x)
+        x = self.bn3(x)
+        x = F.relu(x)
         x = self.fc2(x)
         return F.log_softmax(x, dim=1)
         ### END SOLUTION

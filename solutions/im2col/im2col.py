@@ -6,9 +6,10 @@ matrix, so that the whole convolution becomes a single matrix product. ``col2im`
 adds every entry of such a matrix to the input pixel it was copied from, which is what the backward pass
 needs.
 
-Replace each line that raises ``NotImplementedError`` by your code: ``output_size`` (a helper the others
-use), ``im2col``, ``col2im``, ``Convolution.forward`` and ``Convolution.backward``; ``Pooling`` is a bonus
-with its own points. The docstrings are the specification.
+Write the parts marked ``TODO`` (each is a ``# TODO:`` comment that says what to write, above a ``raise
+NotImplementedError`` that your code replaces): ``output_size`` (a helper the others use), ``im2col``,
+``col2im``, ``Convolution.forward`` and ``Convolution.backward``; ``Pooling`` is a bonus with its own
+points. The docstrings are the specification.
 
 Contract (the tests and the grader rely on it; do not rename anything):
 
@@ -62,7 +63,8 @@ def output_size(input_shape, filter_h, filter_w, stride=1, pad=0):
             the window, stride and pad.
     """
     ### BEGIN SOLUTION
-    ### HINT: raise ValueError (naming tuple(input_shape), the window, stride and pad) unless len(input_shape) == 4 and (H + 2*pad - filter_h) is >= 0 and divisible by stride (same for W); then return (out_h, out_w)
+    ### HINT: raise the ValueErrors listed under Raises (the message names the input shape as a
+    ### HINT: tuple, the window, the stride and the pad), then return (out_h, out_w) by the formula.
     input_shape = tuple(input_shape)
     if len(input_shape) != 4:
         raise ValueError(f"expected an input of shape (N, C, H, W), got shape {input_shape}")
@@ -103,7 +105,11 @@ def im2col(input_data, filter_h, filter_w, stride=1, pad=0):
             window that does not fit exactly), naming the shapes.
     """
     ### BEGIN SOLUTION
-    ### HINT: out_h, out_w = output_size(...); np.pad the images; gather the windows into an (N, C, filter_h, filter_w, out_h, out_w) array by copying img[:, :, y:y + stride*out_h:stride, x:x + stride*out_w:stride] for each (y, x) of the window (or take np.lib.stride_tricks.sliding_window_view); order the axes as (N, out_h, out_w, C, filter_h, filter_w), then reshape to 2-D
+    ### HINT: get the output size from output_size (it also checks the input), pad the images
+    ### HINT: (np.pad), and fill the matrix of Returns, one window per row, in the order of its
+    ### HINT: formula. A loop over the window's offsets (y, x), each copying one strided slice of
+    ### HINT: the padded images, is allowed; so is np.lib.stride_tricks.sliding_window_view.
+    ### HINT: Arrange the axes so that a single reshape gives the 2-D matrix.
     out_h, out_w = output_size(np.shape(input_data), filter_h, filter_w, stride, pad)
     N, C, H, W = input_data.shape
     # Channels last, then pad height and width: img has shape (N, H + 2*pad, W + 2*pad, C).
@@ -138,7 +144,10 @@ def col2im(col, input_shape, filter_h, filter_w, stride=1, pad=0):
             ``(N*out_h*out_w, C*filter_h*filter_w)``; the message names ``col``'s shape and the expected one.
     """
     ### BEGIN SOLUTION
-    ### HINT: check col.shape; reshape col to (N, out_h, out_w, C, filter_h, filter_w); for each (y, x) of the window ADD (+=) col[..., y, x] into the strided slice [y:y + stride*out_h:stride, x:x + stride*out_w:stride] (rows, columns) of a zero padded image, with the axes ordered to match; drop the padding and return (N, C, H, W)
+    ### HINT: check the shapes (Raises), then undo im2col's layout: start from zeros of the padded
+    ### HINT: size and, for each offset (y, x) of the window, add (+=, not =) the entries of col
+    ### HINT: for that offset onto the strided slice of pixels they were copied from. Pixels that
+    ### HINT: lie in several windows then collect every entry. Drop the padding at the end.
     out_h, out_w = output_size(input_shape, filter_h, filter_w, stride, pad)
     N, C, H, W = input_shape
     expected = (N * out_h * out_w, C * filter_h * filter_w)
@@ -199,7 +208,9 @@ class Convolution:
                 names the shapes of ``x`` and ``W``.
         """
         ### BEGIN SOLUTION
-        ### HINT: check the shapes (output_size, and x.shape[1] against W.shape[1]); col = im2col(x, FH, FW, stride, pad); col_W = W.reshape(FN, -1).T; out = col @ col_W + b, reshaped to (N, out_h, out_w, FN) and transposed to (N, FN, out_h, out_w)
+        ### HINT: check the shapes (Raises). Turn x into its im2col matrix and the filters into a
+        ### HINT: matrix with one column per filter: one matrix product plus the bias then gives
+        ### HINT: every output; bring it to (N, FN, out_h, out_w). Keep what backward needs.
         FN, C, FH, FW = self.W.shape
         out_h, out_w = output_size(np.shape(x), FH, FW, self.stride, self.pad)
         if x.shape[1] != C:
@@ -229,7 +240,10 @@ class Convolution:
         with respect to ``W`` and ``b``.
         """
         ### BEGIN SOLUTION
-        ### HINT: dout to (N*out_h*out_w, FN) (transpose (0, 2, 3, 1), reshape); db = sum over rows; dW = (col.T @ dout).T reshaped to (FN, C, FH, FW); dcol = dout @ col_W.T; dx = col2im(dcol, x.shape, FH, FW, stride, pad)
+        ### HINT: bring dout to the layout of forward's matrix product (one row per image and output
+        ### HINT: pixel, one column per filter). The gradients of a product Y = X @ M + b give db,
+        ### HINT: dW (with self.col) and the gradient of the im2col matrix (with self.col_W), which
+        ### HINT: col2im turns into dx.
         FN, C, FH, FW = self.W.shape
         dout = dout.transpose(0, 2, 3, 1).reshape(-1, FN)  # one row per (image, output pixel)
         self.db = np.sum(dout, axis=0)
@@ -266,7 +280,9 @@ class Pooling:
             ValueError: as ``im2col``.
         """
         ### BEGIN SOLUTION
-        ### HINT: col = im2col(x, pool_h, pool_w, stride) reshaped to (-1, pool_h*pool_w) (one row per image, pixel and channel); remember np.argmax over axis 1; the max over axis 1 reshaped to (N, out_h, out_w, C) and transposed to (N, C, out_h, out_w)
+        ### HINT: with im2col, make one row per window of one channel (im2col's columns run over
+        ### HINT: the channels, then the window). Remember where each row's maximum is (backward
+        ### HINT: needs it), take the maximum, and bring the result to (N, C, out_h, out_w).
         out_h, out_w = output_size(np.shape(x), self.pool_h, self.pool_w, self.stride, 0)
         N, C = x.shape[:2]
         col = im2col(x, self.pool_h, self.pool_w, self.stride, 0)
@@ -288,7 +304,9 @@ class Pooling:
             are equal). A pixel that is the maximum of several overlapping windows gets the sum.
         """
         ### BEGIN SOLUTION
-        ### HINT: dmax = zeros (dout.size, pool_h*pool_w); dmax[np.arange(dout.size), arg_max] = dout.transpose(0, 2, 3, 1).ravel(); reshape dmax to (N*out_h*out_w, C*pool_h*pool_w) and col2im it
+        ### HINT: put each gradient of dout at the place of its window's maximum in a matrix of
+        ### HINT: zeros laid out as forward's rows (so dout needs the same order of its axes), then
+        ### HINT: reshape it to im2col's layout and let col2im add it back onto the input.
         pool_size = self.pool_h * self.pool_w
         dout = dout.transpose(0, 2, 3, 1).ravel()  # the same (n, i, j, c) order as the rows in forward
         dmax = np.zeros((dout.size, pool_size), dtype=dout.dtype)

@@ -1,7 +1,9 @@
 """Assignment 1: a multi-layer perceptron for MNIST.
 
-Write the two pieces marked TODO. Everything else in the handout (data loading, the training script
-``mnist.py``, the tests) is ready to run.
+Write the three parts marked ``TODO`` (``Net.__init__``, ``Net.forward`` and ``one_hot``): each is a
+``# TODO:`` comment that says what to write, above a ``raise NotImplementedError`` that your code
+replaces. Everything else in the handout (data loading, the training script ``mnist.py``, the tests) is
+ready to run.
 
 Contract (the tests and the grader rely on it; do not rename anything):
 
@@ -25,7 +27,8 @@ class Net(nn.Module):
     def __init__(self):
         super().__init__()
         ### BEGIN SOLUTION
-        ### HINT: create self.fc1 = nn.Linear(784, 50), self.fc2 (50 -> 50), self.fc3 (50 -> 10) and nn.Dropout(0.2) layers
+        ### HINT: create the layers: three nn.Linear (784 -> 50 -> 50 -> 10) and the dropout
+        ### HINT: (p = 0.2), as attributes of self: the module docstring has the contract.
         self.fc1 = nn.Linear(28 * 28, 50)
         self.fc1_drop = nn.Dropout(0.2)
         self.fc2 = nn.Linear(50, 50)
@@ -36,7 +39,9 @@ class Net(nn.Module):
     def forward(self, x):
         """Map ``x`` of shape ``(N, 1, 28, 28)`` or ``(N, 784)`` to log-probabilities of shape ``(N, 10)``."""
         ### BEGIN SOLUTION
-        ### HINT: flatten x to (N, 784), then fc1 -> relu -> dropout -> fc2 -> relu -> dropout -> fc3 -> log_softmax(dim=1)
+        ### HINT: flatten x to (N, 784), then apply the layers in the order of the module
+        ### HINT: docstring: each hidden layer is linear, ReLU, dropout; the output layer is
+        ### HINT: linear, then log_softmax over dim 1. One operation per line is easiest to debug.
         x = x.reshape(-1, 28 * 28)
         x = self.fc1(x)
         x = F.relu(x)
@@ -61,6 +66,7 @@ def one_hot(labels, num_classes=10):
         except a 1 at column ``labels[i]``.
     """
     ### BEGIN SOLUTION
-    ### HINT: index the rows of torch.eye(num_classes, device=labels.device) with labels
+    ### HINT: return the float32 (N, num_classes) rows described above, made on labels.device
+    ### HINT: (row c of an identity matrix is the one-hot row of class c).
     return torch.eye(num_classes, device=labels.device)[labels]
     ### END SOLUTION

@@ -1,7 +1,8 @@
 """Assignment 3: a VGG-like convolutional network for MNIST, and its shape table.
 
-Write the four pieces marked TODO: ``out_size``, ``shape_table``, ``Net.__init__`` and ``Net.forward``.
-Both the network and the table are graded.
+Write the four parts marked ``TODO``: ``out_size``, ``shape_table``, ``Net.__init__`` and ``Net.forward``
+(each is a ``# TODO:`` comment that says what to write, above a ``raise NotImplementedError`` that your
+code replaces). Both the network and the table are graded.
 
 The output size of a convolution or a pooling along one side (height or width) is
 
@@ -76,7 +77,7 @@ def out_size(size, kernel, stride=1, padding=0):
         ``out_size(32, 5) == 28`` and ``out_size(7, 3, stride=2, padding=1) == 4``.
     """
     ### BEGIN SOLUTION
-    ### HINT: compute the formula of this docstring with integer floor division (//) so that the result is an int
+    ### HINT: return the formula of this docstring as an int (floor division rounds down).
     return (size + 2 * padding - kernel) // stride + 1
     ### END SOLUTION
 
@@ -90,7 +91,9 @@ def shape_table(batch):
         ("predicted class", (batch,))]``. Every ``shape`` is a tuple of ints that starts with ``batch``.
     """
     ### BEGIN SOLUTION
-    ### HINT: start from ("input", (batch, 1, 28, 28)) and apply out_size(size, 3, 1, padding) per conv and out_size(size, 2, 2) per pooling, appending one (name, shape) row per table row
+    ### HINT: list the 18 rows of the module docstring's table, in order, as (name, shape) pairs.
+    ### HINT: Compute each size with out_size and the paddings you chose for Net, rather than
+    ### HINT: copying the table: then the table and the network cannot disagree.
     blocks = [("conv1", 64, [2]), ("conv2", 128, [2]), ("conv3+conv4", 256, [1, 2]),
               ("conv5+conv6", 512, [1, 1]), ("conv7+conv8", 512, [1, 1])]
     size = 28
@@ -114,7 +117,10 @@ class Net(nn.Module):
     def __init__(self):
         super().__init__()
         ### BEGIN SOLUTION
-        ### HINT: build self.features = nn.Sequential(Conv2d(kernel_size=3, padding=?) -> BatchNorm2d -> ReLU ..., MaxPool2d(2), ...) for the five blocks, and self.classifier = nn.Sequential(Linear(512, 100), ReLU, Dropout(0.2), Linear(100, 100), ReLU, Dropout(0.2), Linear(100, 10))
+        ### HINT: create the layers of the module docstring: the eight convolutions (each with its
+        ### HINT: BatchNorm2d and ReLU) and the max-poolings of the five blocks, then the classifier.
+        ### HINT: Pick each convolution's padding with out_size so the shapes match the table;
+        ### HINT: nn.Sequential keeps a block (or the classifier) in one attribute.
         blocks = [(1, [(64, 2)]), (64, [(128, 2)]), (128, [(256, 1), (256, 2)]),
                   (256, [(512, 1), (512, 1)]), (512, [(512, 1), (512, 1)])]
         layers = OrderedDict()
@@ -141,7 +147,8 @@ class Net(nn.Module):
         Follow the table of the module docstring row by row: every intermediate shape is checked.
         """
         ### BEGIN SOLUTION
-        ### HINT: x = self.features(x), flatten to (B, 512), x = self.classifier(x), return F.log_softmax(x, dim=1)
+        ### HINT: run the blocks, flatten to (B, 512), run the classifier, and return log_softmax
+        ### HINT: over dim 1: the rows of the table, in order.
         x = self.features(x)
         x = torch.flatten(x, 1)
         x = self.classifier(x)

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .graph import GraphMissing, GraphNet
-from .probe import ArrayValue, Raised, Unrepresentable
+from .probe import ArrayValue, Raised, Unrepresentable, not_written
 
 
 def fail(message: str):
@@ -142,6 +142,85 @@ def inline_layers(net: GraphNet) -> str:
     return ", ".join(found[:3])
 
 
+def inline_layer_text(inline: str) -> str:
+    """``"a layer is created inside forward() (mlp.py:51)"``, for the messages of the checks it makes fail."""
+    return f"a layer is created inside forward() ({inline})"
+
+
+def randomness_in_eval(net: GraphNet) -> str | None:
+    """Why ``net``'s forward pass in eval mode is not a fixed function of its input, in a teaching assistant's
+    words, or ``None`` if it is.
+
+    Checks that find two eval-mode passes differing (or an image's output changing with its batch) say
+    this rather than the usual suspect: a layer created inside forward() (new random weights at every
+    call), a dropout that stays active in eval mode (``F.dropout(x, p)`` without ``training=``), or
+    another random draw in forward.
+    """
+    from .tracing import trace_forward
+
+    inline = inline_layers(net)
+    if inline:
+        return (f"{inline_layer_text(inline)}: its weights are drawn anew at every call, so nothing it learns is "
+                "kept and two passes differ; create every layer in __init__")
+    if not net.graphs or not net.input_shapes:
+        return None
+    shape, dtype = next(iter(net.input_shapes.values()))
+    was_training = net.training
+    try:
+        trace = trace_forward(net.eval(), torch.randn(2, *shape).to(dtype) if dtype.is_floating_point
+                              else torch.zeros(2, *shape, dtype=dtype))
+    finally:
+        net.train(was_training)
+    for op in trace.ops:
+        where = f" at {op.where}" if op.where else f" in {op.name()}"
+        if op.kind == "dropout" and op.params.get("training"):
+            return (f"dropout is still active in eval mode ({op.func}{where}): use nn.Dropout, or pass "
+                    "training=self.training to F.dropout")
+        if op.func in RANDOM_OPS:
+            return f"forward draws random numbers in eval mode ({op.func}{where}): the eval-mode output must be fixed"
+    return None
+
+
+RANDOM_OPS = ("rand_like", "randn_like", "bernoulli", "bernoulli_", "normal_", "uniform_", "native_dropout",
+              "rand", "randn", "randint", "randperm", "multinomial")
+
+
+def without_final_softmax(net: GraphNet) -> GraphNet:
+    """A copy of ``net`` whose graphs return the scores that go into its final (log-)softmax.
+
+    The accuracy checks train and judge these scores: the predicted class (the argmax over dim 1) of a
+    network that ends in ``log_softmax(x, dim=1)`` is that of its scores, and the grader's training takes
+    ``log_softmax`` of what the network returns. So a mistake in the final (log-)softmax (softmax instead,
+    the wrong dimension, ``log(softmax(x))``), judged by the log-probability test, costs no accuracy check.
+    A network that does not end in one is copied unchanged.
+    """
+    import dataclasses
+
+    graphs = {}
+    for key, graph in net.graphs.items():
+        output = graph.output
+        by_name = {node["name"]: node for node in graph.nodes}
+        for _ in range(3):
+            if not (isinstance(output, list) and len(output) == 1 and isinstance(output[0], dict)):
+                break
+            node = by_name.get(output[0].get("node"))
+            op = node["op"] if node else ""
+            source = node["args"][0] if node and node["args"] else None
+            if op in FINAL_OUTPUT_OPS or (op == "aten.log.default" and isinstance(source, dict)
+                                          and by_name.get(source.get("node"), {}).get("op") in FINAL_SOFTMAX_OPS):
+                output = [source]
+            else:
+                break
+        graphs[key] = graph if output is graph.output else dataclasses.replace(
+            graph, output=output, _compiled={}, _info={})
+    copy = GraphNet(net.description, {k: net.state_tensor(k).detach() for k in net.state_kinds}, graphs)
+    return copy.train(net.training)
+
+
+FINAL_SOFTMAX_OPS = ("aten.softmax.int", "aten._softmax.default")
+FINAL_OUTPUT_OPS = ("aten.log_softmax.int", "aten._log_softmax.default", *FINAL_SOFTMAX_OPS)
+
+
 def assert_gradients_flow(net: GraphNet, loss: torch.Tensor) -> None:
     """Backpropagate ``loss`` and require a finite, non-zero gradient on every trainable parameter."""
     net.zero_grad(set_to_none=True)
@@ -170,6 +249,10 @@ def assert_device_follows_input(net: GraphNet, what: str = "Net") -> None:
     """
     if not net.graphs:
         fail(f"{what} could not be exported: " + ("; ".join(sorted(set(net.errors.values()))) or "no graph"))
+    inline = inline_layers(net)
+    if inline:
+        fail(f"{what} does not follow its input's device: {inline_layer_text(inline)}, on the default device "
+             "whatever the input's; create every layer in __init__ (model.to(device) then moves it)")
     if net.device_error:
         fail(f"{what} does not follow its input's device: {net.device_error}")
     fixed = [f for graph in net.graphs.values() for f in graph.fixed_devices()]
@@ -200,7 +283,7 @@ def call_value(value, what: str):
     """A recorded value, or a failure that says what went wrong when the step raised or returned no data."""
     if isinstance(value, Raised):
         if value.type == "NotImplementedError":
-            fail(f"{what}: not written yet (NotImplementedError: {value.message})")
+            fail(f"{what}: {not_written(value.message, value.origin)}")
         fail(f"{what} raised {value.type}: {value.message}" + (
             f" (at {value.origin})" if value.origin and not value.origin.startswith("library:") else ""))
     return value
@@ -258,7 +341,8 @@ def fresh(factory: Callable[[], GraphNet]) -> GraphNet:
 __all__ = [
     "assert_close", "assert_device_follows_input", "assert_dtype", "assert_gradients_flow", "assert_log_probabilities",
     "assert_parameter_count", "assert_runs_on", "assert_shape", "call_value", "count_parameters", "fail",
-    "first_mismatch", "inline_layers", "layer_name", "locate", "mode", "nn", "numpy_array", "relative_error", "run",
+    "first_mismatch", "inline_layer_text", "inline_layers", "layer_name", "locate", "mode", "nn", "numpy_array",
+    "randomness_in_eval", "relative_error", "run", "without_final_softmax", "assert_layers_only", "judge_explained",
 ]
 
 
@@ -270,8 +354,27 @@ def assert_layers_only(net: GraphNet, what: str = "Net") -> None:
     """
     from .graph import foreign_state
 
+    if not net.graphs:
+        fail(f"{what} could not be exported: " + ("; ".join(sorted(set(net.errors.values()))) or "no graph"))
+    inline = inline_layers(net)
+    if inline:
+        fail(f"{what}: {inline_layer_text(inline)}: its weights are drawn anew at every call and are never "
+             "trained, so the accuracy checks cannot judge it; create every layer in __init__")
     odd = foreign_state(net)
     if odd:
         shown = ", ".join(f"{name} (read by {use})" for name, use in odd[:3])
         fail(f"{what} holds tensors that are not weights of its layers: {shown}. The accuracy checks judge "
              "networks built from layers (nn.Linear, nn.Conv2d, nn.BatchNorm...) only")
+
+
+def judge_explained(judge: Callable, predictions: torch.Tensor, net: GraphNet) -> float:
+    """``judge(predictions)`` (the accuracy fixture); a failure also names what makes ``net``'s eval-mode
+    predictions random (:func:`randomness_in_eval`), when something does."""
+    try:
+        return judge(predictions)
+    except pytest.fail.Exception as err:
+        cause = randomness_in_eval(net)
+        if not cause:
+            raise
+        message = f"{err.msg}; {cause}"
+    fail(message)

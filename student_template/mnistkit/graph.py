@@ -218,7 +218,10 @@ def explain_export_error(err: BaseException, files: tuple[str, ...]) -> str:
             line = f" (at {Path(match.group(1)).name}:{match.group(2)} in {match.group(3)})"
     first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     if isinstance(err, NotImplementedError):
-        return f"not written yet (NotImplementedError: {err})"
+        from .probe import not_written
+
+        stub = re.search(r"\(at (\S+:\d+) in \w+\)", line)
+        return not_written(str(err), stub.group(1) if stub else "")
     # x.view(64, 784) on a batch of another size: the input's size is symbolic (784*s77), the batch is not
     literal = re.search(r"shape '\[(\d+)(?:, -?\d+)*\]' is invalid for input of size \S*\bs\d+", text)
     if "specialized it to be a constant" in text or "Constraints violated" in text or literal:

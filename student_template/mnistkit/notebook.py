@@ -31,12 +31,52 @@ PREAMBLE_FLAG = "--preamble"
 RUN_STEP = "run_step"  # %run_step python mnist.py: the kernel's own Python; a failure stops the notebook
 # The first line of a cell that IPython writes to a file: %%writefile [-a|--append] NAME
 WRITEFILE = re.compile(r"^%%writefile(?P<append>\s+(?:-a|--append))?\s+(?P<name>\S+)\s*$")
-# Packages the tests need, by import name -> pip name; Colab lacks some of them.
-REQUIRED = {"pytest": "pytest", "pytest_timeout": "pytest-timeout", "hypothesis": "hypothesis", "tqdm": "tqdm",
-            "safetensors": "safetensors",
-            "matplotlib": "matplotlib", "torch": "torch", "torchvision": "torchvision", "numpy": "numpy",
-            **({"tomli": "tomli"} if sys.version_info < (3, 11) else {})}
+REQUIREMENTS = "requirements.txt"  # the handout's: the single list of what the tests need
+# pip names whose import name is not the pip name in lower case with "-" as "_"
+IMPORT_NAMES = {"pillow": "PIL", "scikit-learn": "sklearn", "pyyaml": "yaml", "opencv-python": "cv2",
+                "beautifulsoup4": "bs4"}
 
+
+def _marker_holds(marker: str) -> bool:
+    """Whether an environment marker (``python_version < "3.11"``) holds here; unknown markers hold."""
+    try:
+        from packaging.markers import Marker
+
+        return Marker(marker).evaluate()
+    except ImportError:
+        pass
+    except Exception:  # noqa: BLE001 - an odd marker: install rather than skip
+        return True
+    match = re.fullmatch(r"""\s*python_version\s*(<=|>=|==|!=|<|>)\s*['"](\d+)\.(\d+)['"]\s*""", marker)
+    if not match:
+        return True
+    here, there = sys.version_info[:2], (int(match.group(2)), int(match.group(3)))
+    return {"<": here < there, "<=": here <= there, ">": here > there, ">=": here >= there,
+            "==": here == there, "!=": here != there}[match.group(1)]
+
+
+def requirements(folder: Path = Path(".")) -> dict[str, str]:
+    """The packages of ``requirements.txt`` in ``folder`` that apply here: import name -> requirement.
+
+    ``torch>=2.6  # comment`` gives ``{"torch": "torch>=2.6"}``; blank lines, comments, pip options
+    (``-e .``, ``-r other.txt``) and requirements whose marker does not hold are left out.
+    """
+    path = Path(folder) / REQUIREMENTS
+    if not path.is_file():
+        return {}
+    found = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line or line.startswith("-"):
+            continue
+        spec, _, marker = line.partition(";")
+        if marker and not _marker_holds(marker):
+            continue
+        name = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", spec.strip())
+        if name:
+            pip = name.group(0).lower()
+            found[IMPORT_NAMES.get(pip, pip.replace("-", "_").replace(".", "_"))] = spec.strip().replace(" ", "")
+    return found
 
 def cell_source(cell) -> str:
     """The text of a notebook cell (``source`` is a string or a list of lines); ``''`` when malformed."""
@@ -103,14 +143,15 @@ class TestsFailed(AssertionError):
 
 
 def prepare(*, mnist: bool = True, install: bool = True) -> None:
-    """Install the packages that are missing (Colab lacks a few) and fetch MNIST once.
+    """Install the packages of the handout's ``requirements.txt`` that are missing (Colab lacks a few) and
+    fetch MNIST once. Run it in the handout's folder (the notebook's setup cell unpacks it there).
 
     Args:
         mnist: load both MNIST splits now (downloads them into ``$MNIST_DATA_DIR`` or ``./data`` when
             missing), so that the first test does not stall on a download.
         install: ``pip install`` the missing packages; with ``False`` only report them.
     """
-    missing = [pip for module, pip in REQUIRED.items() if importlib.util.find_spec(module) is None]
+    missing = [pip for module, pip in requirements().items() if importlib.util.find_spec(module) is None]
     if missing and install:
         print(f"installing {', '.join(missing)} ...")
         subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", *missing], check=True)

@@ -184,10 +184,23 @@ def _on_alarm(signum, frame):
     raise ProbeTimeout()
 
 
+def not_written(message: str, origin: str = "") -> str:
+    """A stub's ``NotImplementedError`` in words: the part (the stub's raise names it) and, when it was
+    raised in the student's file (``origin`` ``"mlp.py:29"``), where that part's TODO comment is::
+
+        not written yet (NotImplementedError: Net.__init__); see the TODO comment in mlp.py, above line 29
+    """
+    text = f"not written yet (NotImplementedError: {message})"
+    file, _, line = origin.partition(":")
+    if file and line.isdigit() and file != "library":
+        text += f"; see the TODO comment in {file}, above line {line}"
+    return text
+
+
 def describe_error(what: str, err: BaseException, files) -> str:
     """``"<what>: not written yet (...)"`` or ``"<what> raised ValueError: ... (at mlp.py:12 in f)"``."""
     if isinstance(err, NotImplementedError):
-        return f"{what}: not written yet (NotImplementedError: {err})"[:MAX_TEXT]
+        return f"{what}: {not_written(str(err), _origin(err, files))}"[:MAX_TEXT]
     if isinstance(err, ProbeTimeout):
         return f"{what} did not finish within the time limit (Timeout)"
     return f"{what} raised {type(err).__name__}: {err}{where(err, files)}"[:MAX_TEXT]

@@ -16,6 +16,7 @@ something different, on a student's machine and in the grader.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -82,7 +83,7 @@ def _refuse_student_imports(config: pytest.Config) -> None:
     import sys
 
     try:
-        stubs = load_config(config.rootpath)["handout"]["stubs"]
+        stubs = load_config(handout_root(config))["handout"]["stubs"]
     except (OSError, KeyError, ValueError):
         return
     names = {Path(s).stem for s in stubs if s.endswith(".py")}
@@ -100,6 +101,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason=reason))
 
 
+def handout_root(config: pytest.Config) -> Path:
+    """The handout folder: pytest's rootdir, or where pytest was started when that holds assignment.toml.
+
+    ``pytest --data-dir PATH`` makes pytest take PATH for a folder of tests while it looks for its
+    configuration (before any plugin can say that the option takes a value), so its rootdir becomes PATH;
+    the folder the student started pytest in is still the handout.
+    """
+    for folder in (Path(config.rootpath), Path(config.invocation_params.dir)):
+        if (folder / CONFIG_NAME).is_file():
+            return folder
+    return Path(config.rootpath)
+
+
 def load_config(rootdir: Path) -> dict:
     with open(Path(rootdir) / CONFIG_NAME, "rb") as handle:
         return tomllib.load(handle)
@@ -108,14 +122,14 @@ def load_config(rootdir: Path) -> dict:
 @pytest.fixture(scope="session")
 def assignment_config(request: pytest.FixtureRequest) -> dict:
     """The handout's ``assignment.toml`` (thresholds and training budgets, written in the README too)."""
-    return load_config(request.config.rootpath)
+    return load_config(handout_root(request.config))
 
 
 # ------------------------------------------------------------------------------------- submitted files
 @pytest.fixture(scope="session")
 def submission_dir(request: pytest.FixtureRequest) -> Path:
     """Where the submitted files are: the handout folder locally, the grader's copy when judging."""
-    return Path(os.environ[SUBMISSION_ENV]) if judging() else Path(request.config.rootpath)
+    return Path(os.environ[SUBMISSION_ENV]) if judging() else handout_root(request.config)
 
 
 @pytest.fixture(scope="session")
@@ -178,14 +192,17 @@ def probe(request: pytest.FixtureRequest, assignment_config: dict, submission_di
     names = [*spec["files"], *spec.get("optional", [])]
     files = {n: submission_dir / n for n in names if (submission_dir / n).is_file()}
     timeout = assignment_config.get("grading", {}).get("timeout_per_test")
-    plan = load_plan(Path(request.config.rootpath) / "tests", seed=LOCAL_SEED, files=files, timeout=timeout)
+    root = handout_root(request.config)
+    plan = load_plan(root / "tests", seed=LOCAL_SEED, files=files, timeout=timeout)
     out = tmp_path_factory.mktemp("probe")
     previous = os.getcwd()
-    os.chdir(request.config.rootpath)
+    os.chdir(root)
+    sys.path.insert(0, str(root))  # the student's module, also where pytest.ini's pythonpath did not apply
     try:
         run_plan(plan, out, timeouts=False)
     finally:
         os.chdir(previous)
+        sys.path.remove(str(root))
     return Probe(Results(plan, out))
 
 

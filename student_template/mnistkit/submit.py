@@ -14,8 +14,9 @@ from pathlib import Path
 
 from ._toml import tomllib
 
-# The line a handout stub puts where code is to be written: raise NotImplementedError('Owner.part: hint')
-_STUB = re.compile(r"""^\s*raise NotImplementedError\(['"]([\w.]+): """, re.MULTILINE)
+# The line a handout stub puts where code is to be written, below its TODO comment:
+#     raise NotImplementedError("Owner.part")
+_STUB = re.compile(r"""^\s*raise NotImplementedError\(['"]([\w.]+)['"]\)\s*$""", re.MULTILINE)
 
 
 def build_submission(folder: Path, *, output: Path | None = None) -> tuple[Path, list[str]]:
@@ -40,7 +41,7 @@ def build_submission(folder: Path, *, output: Path | None = None) -> tuple[Path,
             unwritten = _STUB.findall(source)
             if unwritten:
                 warnings.append(f"{name} still has unwritten parts: {', '.join(unwritten)} "
-                                "(they score 0; fine for a bonus you skip)")
+                                "(see their TODO comments; they score 0, fine for a bonus you skip)")
     with zipfile.ZipFile(output, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name in names:
             archive.write(folder / name, arcname=name)

@@ -50,6 +50,9 @@ _KINDS = {
             "gelu", "elu", "elu_", "selu", "silu", "silu_", "softplus", "hardtanh", "hardtanh_", "threshold",
             "prelu", "mish", "hardswish"),
     "output": ("log_softmax", "softmax", "_log_softmax", "_softmax", "log_sigmoid"),
+    # what nn.Linear(...) or nn.Conv2d(...) created inside forward runs to draw its weights: not a layer of
+    # its own (the checks name such layers through mnistkit.checks.inline_layers)
+    "init": ("empty", "uniform_", "normal_"),
     "shape": ("view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze", "permute", "transpose", "t",
               "contiguous", "expand", "expand_as", "view_as", "reshape_as", "clone", "detach", "detach_", "alias",
               "sym_size", "sym_numel", "numel", "_to_copy", "to", "type_as", "lift_fresh_copy", "getitem"),
@@ -67,7 +70,7 @@ ACTIVATION_NAMES = {"relu": "ReLU", "relu_": "ReLU", "relu6": "ReLU6", "leaky_re
 class Op:
     """One traced operation of a forward pass."""
 
-    kind: str  # conv, pool, linear, norm, dropout, pad, act, output, shape, other
+    kind: str  # conv, pool, linear, norm, dropout, pad, act, output, init, shape, other
     func: str  # the ATen operator's name: conv2d, max_pool2d, linear, relu, ...
     layer: str  # module path (e.g. "conv1", "features.0") or "forward" for a call in forward itself
     module_type: str  # class name of that module ("Conv2d"), "" for a call in forward
@@ -101,8 +104,8 @@ class Trace:
     error: str | None  # "RuntimeError: ... (in fc2 (Linear) at mlp.py:40)" if forward raised, else None
 
     def layers(self) -> list:
-        """The operations that compute (everything but shape changes), in order."""
-        return [op for op in self.ops if op.kind != "shape"]
+        """The operations that compute (everything but shape changes and weights drawn inside forward), in order."""
+        return [op for op in self.ops if op.kind not in ("shape", "init")]
 
 
 def as_pair(value, default):

@@ -1,17 +1,23 @@
-"""Fast training and prediction on whole tensors (the grader's training loop, shared with handouts).
+"""The kit's one training loop, on whole tensors: the grader's fixed-budget training and the analysis runs.
 
-The data are already in memory as one normalised tensor, so an epoch is a loop over index slices: no
+The data are already in memory as one tensor, so an epoch is a loop over index slices: no
 ``DataLoader``, no per-sample transform. The loss is ``nll_loss(log_softmax(output))``, which is right
 both for networks that return log-probabilities and for networks that return raw scores.
 
-:func:`grader_budget` reads the grader's fixed budget of an accuracy check from assignment.toml, and
-:func:`train_as_grader` trains and judges a network with it (``python train.py --grader-budget``).
+* :func:`train_loop`: the loop itself. An optimiser by name, a learning-rate schedule stepped after every
+  optimisation step, a budget in epochs (fractional: the last one stops part-way), a history of one
+  :class:`EpochStats` per epoch with an ``on_epoch`` callback (the analysis validates there), a progress bar.
+* :func:`fit`: the grader's training with a :class:`Budget` (Adam, one-cycle or constant schedule), used by
+  the accuracy checks; :func:`grader_budget` reads an accuracy check's budget from assignment.toml and
+  :func:`train_as_grader` trains and judges a network with it (``python train.py --grader-budget``).
+* :func:`evaluate` (mean loss and accuracy) and :func:`predict` (classes), in eval mode.
 """
 from __future__ import annotations
 
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -53,18 +59,130 @@ def grader_budget(check: str = "trained", path: str = "assignment.toml") -> tupl
     return budget_of(config), float(config["threshold"])
 
 
+OPTIMIZERS = ("sgd", "adam", "rmsprop")
+SCHEDULES = ("constant", "onecycle", "exponential", "cosine")  # "none" is a synonym of "constant"
+EXPONENTIAL_FINAL = 0.01  # the exponential schedule ends at 1% of the initial learning rate
+
+
 @dataclass
 class EpochStats:
+    """One epoch of :func:`train_loop`: training loss and accuracy averaged over its batches (train mode)."""
+
     epoch: int
     loss: float
     accuracy: float
     seconds: float
+    lr: float = 0.0  # the learning rate after the epoch's last step
+    metrics: dict = field(default_factory=dict)  # what ``on_epoch`` returned (e.g. validation loss and accuracy)
 
 
 def seed_everything(seed: int) -> torch.Generator:
     """Seed torch's global generator (weight init, dropout) and return a generator for shuffling."""
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+def make_optimizer(name: str, parameters, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """``sgd`` (plain, no momentum), ``adam`` or ``rmsprop``, each with PyTorch's other defaults."""
+    kinds = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop}
+    if name not in kinds:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
+    return kinds[name](parameters, lr=lr, weight_decay=weight_decay)
+
+
+def make_schedule(name: str, optimizer: torch.optim.Optimizer, total_steps: int):
+    """A learning-rate schedule stepped after every optimisation step, over ``total_steps`` steps in all.
+
+    * ``constant`` (or ``none``): no schedule, the learning rate stays at the optimiser's (returns None).
+    * ``onecycle``: up from lr/25 to the optimiser's lr and down to almost 0 (``OneCycleLR``).
+    * ``exponential``: multiplied by the same factor after every step, so that after the last step it is
+      ``EXPONENTIAL_FINAL`` (1%) of the initial value (``ExponentialLR``).
+    * ``cosine``: half a cosine from the initial value down to 0 at the last step (``CosineAnnealingLR``).
+    """
+    schedules = torch.optim.lr_scheduler
+    if name in ("constant", "none"):
+        return None
+    if name == "onecycle":
+        return schedules.OneCycleLR(optimizer, max_lr=optimizer.param_groups[0]["lr"], total_steps=total_steps)
+    if name == "exponential":
+        return schedules.ExponentialLR(optimizer, gamma=EXPONENTIAL_FINAL ** (1.0 / total_steps))
+    if name == "cosine":
+        return schedules.CosineAnnealingLR(optimizer, T_max=total_steps)
+    raise ValueError(f"schedule must be one of {SCHEDULES}, got {name!r}")
+
+
+def train_loop(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    lr: float,
+    generator: torch.Generator,
+    optimizer: str = "adam",
+    schedule: str = "constant",
+    epochs: float = 1.0,
+    batch_size: int = 128,
+    weight_decay: float = 0.0,
+    device: torch.device | str = "cpu",
+    on_epoch: Callable[[EpochStats], dict | None] | None = None,
+    progress: bool = False,
+) -> list[EpochStats]:
+    """Train ``model`` in place on ``images`` and ``labels`` ``(N,)`` and return one :class:`EpochStats` per epoch.
+
+    ``images`` are MNIST's own ``uint8`` ``(N, 28, 28)`` (normalised one batch at a time) or already
+    normalised ``float32`` ``(N, 1, 28, 28)``, on ``device``. Every epoch visits the images in a new
+    random order drawn from ``generator``; dropout draws from torch's global generator, so seed both first
+    (:func:`seed_everything`). ``epochs`` passes over the data make ``round(epochs * batches per epoch)``
+    optimisation steps (at least one), the last epoch stopping part-way when ``epochs`` is fractional;
+    ``schedule`` (:func:`make_schedule`) spans them all. After each epoch ``on_epoch(stats)`` may return a
+    dict of more numbers (the model is in whatever mode it left it): they go to ``stats.metrics`` and the
+    progress bar, and the next epoch puts the model back in train mode.
+    """
+    device = torch.device(device)
+    model.to(device)
+    n = len(labels)
+    total_steps = max(1, round(epochs * -(-n // batch_size)))
+    optim = make_optimizer(optimizer, model.parameters(), lr, weight_decay)
+    scheduler = make_schedule(schedule, optim, total_steps)
+
+    history: list[EpochStats] = []
+    step = 0
+    bar = _progress_bar(total_steps, progress)
+    while step < total_steps:
+        model.train()
+        start = time.perf_counter()
+        losses, sizes = [], []
+        correct = torch.zeros((), dtype=torch.long, device=device)
+        for index in batches(n, batch_size, shuffle=True, generator=generator):
+            if step == total_steps:
+                break
+            index = index.to(device)
+            x = as_input(images[index])
+            y = labels[index]
+            optim.zero_grad(set_to_none=True)
+            log_probs = F.log_softmax(model(x), dim=1)
+            loss = F.nll_loss(log_probs, y)
+            loss.backward()
+            optim.step()
+            if scheduler is not None:
+                scheduler.step()
+            losses.append(loss.detach())  # no .item() per step: the GPU keeps going
+            sizes.append(len(y))
+            correct += (log_probs.argmax(dim=1) == y).sum()
+            step += 1
+            bar.update(1)
+        seen = sum(sizes)
+        loss_sum = sum(value * size for value, size in zip(torch.stack(losses).tolist(), sizes))  # in float64
+        stats = EpochStats(len(history) + 1, loss_sum / seen, correct.item() / seen, 0.0, optim.param_groups[0]["lr"])
+        stats.metrics = dict((on_epoch(stats) if on_epoch else None) or {})
+        stats.seconds = time.perf_counter() - start
+        bar.set_postfix(loss=f"{stats.loss:.4f}", acc=f"{stats.accuracy:.2%}",
+                        **{k: f"{v:.2%}" if k.endswith("acc") else f"{v:.4f}" for k, v in stats.metrics.items()})
+        log.info("epoch %d: loss %.4f, accuracy %.2f%% (%.1f s) %s", stats.epoch, stats.loss, 100 * stats.accuracy,
+                 stats.seconds, stats.metrics or "")
+        history.append(stats)
+    bar.close()
+    return history
 
 
 def fit(
@@ -77,64 +195,19 @@ def fit(
     device: torch.device | str = "cpu",
     progress: bool = False,
 ) -> list[EpochStats]:
-    """Train ``model`` in place with Adam on ``images`` and ``labels`` ``(N,)``.
+    """Train ``model`` in place with Adam and the fixed ``budget`` (the grader's training), seeded by ``seed``.
 
-    ``images`` are MNIST's own ``uint8`` ``(N, 28, 28)`` (normalised one batch at a time, so the data set
-    stays at a quarter of the memory) or already normalised ``float32`` ``(N, 1, 28, 28)``. Returns one
-    :class:`EpochStats` per epoch (mean training loss and accuracy over that epoch).
+    ``images`` and ``labels`` as :func:`train_loop` takes them (on any device: they are moved to ``device``).
+    Returns one :class:`EpochStats` per epoch (mean training loss and accuracy over that epoch).
     """
-    device = torch.device(device)
+    if budget.schedule not in ("onecycle", "constant"):
+        raise ValueError(f"unknown schedule {budget.schedule!r}; use 'onecycle' or 'constant'")
     if budget.subset is not None:
         images, labels = images[: budget.subset], labels[: budget.subset]
     generator = seed_everything(seed)
-    images = images.to(device)
-    labels = labels.to(device)
-    model.to(device)
-    n = len(labels)
-    steps_per_epoch = -(-n // budget.batch_size)
-    total_steps = max(1, round(budget.epochs * steps_per_epoch))
-    optimizer = torch.optim.Adam(model.parameters(), lr=budget.lr, weight_decay=budget.weight_decay)
-    scheduler = None
-    if budget.schedule == "onecycle":
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=budget.lr, total_steps=total_steps)
-    elif budget.schedule != "constant":
-        raise ValueError(f"unknown schedule {budget.schedule!r}; use 'onecycle' or 'constant'")
-
-    history: list[EpochStats] = []
-    step = 0
-    epoch = 0
-    bar = _progress_bar(total_steps, progress)
-    while step < total_steps:
-        epoch += 1
-        model.train()
-        start = time.perf_counter()
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), dtype=torch.long, device=device)
-        seen = 0
-        for index in batches(n, budget.batch_size, shuffle=True, generator=generator):
-            if step == total_steps:
-                break
-            index = index.to(device)
-            x = as_input(images[index])
-            y = labels[index]
-            optimizer.zero_grad(set_to_none=True)
-            log_probs = F.log_softmax(model(x), dim=1)
-            loss = F.nll_loss(log_probs, y)
-            loss.backward()
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            loss_sum += loss.detach() * len(y)
-            correct += (log_probs.argmax(dim=1) == y).sum()
-            seen += len(y)
-            step += 1
-            bar.update(1)
-        stats = EpochStats(epoch, loss_sum.item() / seen, correct.item() / seen, time.perf_counter() - start)
-        bar.set_postfix(loss=f"{stats.loss:.4f}", acc=f"{stats.accuracy:.2%}")
-        log.info("epoch %d: loss %.4f, accuracy %.2f%% (%.1f s)", epoch, stats.loss, 100 * stats.accuracy, stats.seconds)
-        history.append(stats)
-    bar.close()
-    return history
+    return train_loop(model, images.to(device), labels.to(device), lr=budget.lr, generator=generator,
+                      optimizer="adam", schedule=budget.schedule, epochs=budget.epochs, batch_size=budget.batch_size,
+                      weight_decay=budget.weight_decay, device=device, progress=progress)
 
 
 def as_input(images: torch.Tensor) -> torch.Tensor:
@@ -152,6 +225,27 @@ def predict(
     model.eval()
     out = [model(as_input(chunk.to(device))).argmax(dim=1).cpu() for chunk in images.split(batch_size)]
     return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, device: torch.device | str = "cpu",
+    batch_size: int = 1000,
+) -> tuple[float, float]:
+    """Mean loss (``nll_loss`` of ``log_softmax``) and accuracy of ``model`` in eval mode on ``images``
+    (as :func:`train_loop` takes them) and ``labels``."""
+    device = torch.device(device)
+    model.to(device)
+    model.eval()
+    loss_sum = 0.0
+    correct = 0
+    for start in range(0, len(labels), batch_size):
+        x = as_input(images[start : start + batch_size].to(device))
+        y = labels[start : start + batch_size].to(device)
+        log_probs = F.log_softmax(model(x), dim=1)
+        loss_sum += F.nll_loss(log_probs, y, reduction="sum").item()
+        correct += (log_probs.argmax(dim=1) == y).sum().item()
+    return loss_sum / len(labels), correct / len(labels)
 
 
 def train_as_grader(

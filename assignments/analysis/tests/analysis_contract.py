@@ -14,7 +14,7 @@ import runs as kit_runs
 from mnistkit.checks import fail
 from mnistkit.graph import GraphNet
 from mnistkit.layers import Layer, reused_modules
-from mnistkit.probe import ArrayValue, Raised, Unrepresentable
+from mnistkit.probe import ArrayValue, Raised, Unrepresentable, not_written
 
 IN_FEATURES = 784
 NUM_CLASSES = 10
@@ -137,7 +137,7 @@ def expect_value_error(value, what: str) -> None:
         if value.type == "ValueError":
             return
         if value.type == "NotImplementedError":
-            fail(f"{what} is not written yet (NotImplementedError: {value.message})")
+            fail(f"{what} is {not_written(value.message, value.origin)}")
         at = f" (at {value.origin})" if value.origin and not value.origin.startswith("library:") else ""
         fail(f"{what} raised {value.type}: {value.message}, expected ValueError{at}")
     fail(f"{what} returned instead of raising ValueError")
@@ -147,7 +147,7 @@ def value_of(value, what: str):
     """A recorded step's value, or a failure saying what the call raised."""
     if isinstance(value, Raised):
         if value.type == "NotImplementedError":
-            fail(f"{what}: not written yet (NotImplementedError: {value.message})")
+            fail(f"{what}: {not_written(value.message, value.origin)}")
         at = f" (at {value.origin})" if value.origin and not value.origin.startswith("library:") else ""
         fail(f"{what} raised {value.type}: {value.message}{at}")
     return value

@@ -2,9 +2,9 @@
 
 Your analysis.py reaches the tests as the grader sees it: the probe (tests/plan.py) builds your networks
 and exports them with torch.export, and calls your functions; the tests judge what it recorded. Your
-``results.jsonl``, ``report.md`` and ``plot_<name>.png`` / ``plot_<name>.json`` are read as data, with the
-kit's own ``grid.toml``, ``runs.py``, ``plots.py`` and ``checks.py`` (the grader uses its copies of those,
-not yours).
+``results.jsonl``, ``report.md`` and ``plot_<name>.png`` / ``plot_<name>.json`` are read as data and
+checked by ``analysis_checks.py``, with the kit's own ``grid.toml``, ``runs.py`` and ``plots.py`` (the
+grader uses its copies of those, not yours).
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-import checks
+import analysis_checks as checks
 import plan
 import runs as kit_runs
 from analysis_contract import train_probe_network
@@ -36,7 +36,7 @@ def results_path(submitted) -> Path:
 def results(results_path):
     """``{run key: row}`` of the valid rows of results.jsonl (the last row of a repeated run counts); empty
     when the file is missing, so that each test fails with its own message."""
-    rows, _ = kit_runs.read_results(results_path)
+    rows, _ = checks.valid_rows(results_path)
     return kit_runs.latest_rows(rows)
 
 
@@ -51,8 +51,8 @@ def mlp(probe):
 def mnist_data(mnist_train, mnist_test):
     """The normalised training and test images ``(N, 1, 28, 28)`` and their labels, as train.py loads them."""
     (train_images, train_labels), (test_images, test_labels) = mnist_train, mnist_test
-    if len(train_labels) != kit_runs.MNIST_TRAIN_SIZE:
-        fail(f"the training data have {len(train_labels)} images, not the {kit_runs.MNIST_TRAIN_SIZE:,} of MNIST "
+    if len(train_labels) != checks.MNIST_TRAIN_SIZE:
+        fail(f"the training data have {len(train_labels)} images, not the {checks.MNIST_TRAIN_SIZE:,} of MNIST "
              "in their official order, so runs cannot be re-run here")
     return normalize(train_images), train_labels.long(), normalize(test_images), test_labels.long()
 

@@ -7,9 +7,9 @@
 * plain calls: expected_parameters, the invalid arguments (each must raise ValueError), make_activation
   twice, and init_weights on a small model of nested layers (built with torch.nn as analysis.py imports it);
 * the honesty re-runs: the runs of results.jsonl that the grader re-trains (:func:`reruns`: 1 for the
-  visible test, 3 for the hidden one, drawn from the grid's candidates, the hidden ones seeded by the hash
-  of the submitted results.jsonl and the plan's seed), each built with its seed and torch's random state
-  recorded right after the build, so that dropout continues exactly as in the student's run.
+  visible test, 3 for the hidden one, drawn from :func:`rerun_candidates`, the hidden ones seeded by the
+  hash of the submitted results.jsonl and the plan's seed), each built with its seed and torch's random
+  state recorded right after the build, so that dropout continues exactly as in the student's run.
 
 This file is loaded by the grader, outside any handout folder, and by pytest in one: it finds the kit's
 ``runs.py`` and ``grid.toml`` next to ``tests/`` (a handout) or in ``../handout`` (the kit's sources).
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import random
 import sys
 from pathlib import Path
 
@@ -170,21 +171,45 @@ def _runs():
     return sys.modules[name]
 
 
+def rerun_candidates(studies: dict) -> list:
+    """The runs the honesty check may re-train: one epoch at a learning rate of at most 0.001, width <= 100.
+
+    Only these: their numbers barely move when the arithmetic differs a little (another CPU, another
+    number of threads), so a re-run on the grader's machine reproduces an honest row closely. At larger
+    learning rates or over several epochs, rounding differences grow as much as changing the seed would.
+    """
+    runs = []
+    for name in ("lr", "depth"):
+        for config, seed in studies[name].runs:
+            if config.epochs == 1 and config.lr <= 0.001 and config.width <= 100 and config.train_size == 0:
+                runs.append((config, seed))
+    return runs
+
+
+def choose_runs(studies: dict, count: int, salt: str) -> list:
+    """``count`` of the :func:`rerun_candidates` picked at random, reproducibly from ``salt``."""
+    key = _runs().run_key
+    candidates = {key(c, s): (c, s) for c, s in rerun_candidates(studies)}
+    keys = sorted(candidates)
+    rng = random.Random(hashlib.sha256(salt.encode("utf-8")).hexdigest())
+    return [candidates[k] for k in rng.sample(keys, min(count, len(keys)))]
+
+
 def reruns(kind: str, seed: int, results: Path | None) -> list[tuple[dict, int]]:
     """The runs the honesty check of ``kind`` re-trains, as ``(configuration dict, seed)``.
 
     ``"visible"``: always the same one. ``"hidden"``: three drawn from the submitted ``results`` file's hash
-    and the plan's ``seed`` (none without the file). Both come from :func:`runs.rerun_candidates`.
+    and the plan's ``seed`` (none without the file). Both come from :func:`rerun_candidates`.
     """
     runs = _runs()
     studies = runs.load_grid(_kit_file(runs.GRID_FILE))
     if kind == "visible":
-        chosen = runs.choose_runs(studies, VISIBLE_RERUNS, VISIBLE_SALT)
+        chosen = choose_runs(studies, VISIBLE_RERUNS, VISIBLE_SALT)
     elif kind == "hidden":
         if results is None or not Path(results).is_file():
             return []
         digest = hashlib.sha256(Path(results).read_bytes()).hexdigest()
-        chosen = runs.choose_runs(studies, HIDDEN_RERUNS, f"{HIDDEN_SALT}:{seed}:{digest}")
+        chosen = choose_runs(studies, HIDDEN_RERUNS, f"{HIDDEN_SALT}:{seed}:{digest}")
     else:
         raise ValueError(f"kind must be 'visible' or 'hidden', got {kind!r}")
     return [(config.as_dict(), run_seed) for config, run_seed in chosen]

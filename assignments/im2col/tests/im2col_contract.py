@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from mnistkit.checks import call_value, fail, numpy_array
-from mnistkit.probe import Raised
+from mnistkit.probe import Raised, not_written
 
 MODULE = "im2col"
 FILE = f"{MODULE}.py"
@@ -746,7 +746,7 @@ class Student:
             fail(f"{what}: expected a ValueError (the window does not fit the input), but it returned without an "
                  "error")
         if error.type == "NotImplementedError":
-            fail(f"{what}: not written yet (NotImplementedError: {error.message})")
+            fail(f"{what}: {not_written(error.message, error.origin)}")
         if error.type != "ValueError":
             at = _AT.search(error.text)
             fail(f"{what}: expected a ValueError that names the shapes, got {error.type}: {error.message}"

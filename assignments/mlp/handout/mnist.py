@@ -67,6 +67,8 @@ def main(argv=None):
                         help="random seed (default: 1)")
     parser.add_argument("--no-cuda", action="store_true",
                         help="train on the CPU even when CUDA is available (default: False)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="train and test on two batches only, to check that everything runs (default: False)")
     parser.add_argument("--data-dir", default=None, metavar="PATH",
                         help="folder holding MNIST/raw/ (default: $MNIST_DATA_DIR or ./data)")
     parser.add_argument("--save-model", default="mnist_agent.pt", metavar="FILE",
@@ -86,6 +88,10 @@ def main(argv=None):
         parser.exit(2, f"error: {err}\n")
     train_images = normalize(train_images)
     test_images = normalize(test_images)
+    if args.dry_run:  # one short pass over two batches: checks that everything runs
+        train_images, train_labels = train_images[: 2 * args.batch_size], train_labels[: 2 * args.batch_size]
+        test_images, test_labels = test_images[: args.test_batch_size], test_labels[: args.test_batch_size]
+        args.epochs = 1
 
     model = Net().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)

@@ -91,6 +91,8 @@ def main(argv=None):
                         help="CPU threads torch may use (default: all cores)")
     parser.add_argument("--no-cuda", action="store_true",
                         help="train on the CPU even when CUDA is available (default: False)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="train and test on two batches only, to check that everything runs (default: False)")
     parser.add_argument("--data-dir", default=None, metavar="PATH",
                         help="folder holding MNIST/raw/ (default: $MNIST_DATA_DIR or ./data)")
     parser.add_argument("--save-model", default=None, metavar="FILE",
@@ -120,6 +122,10 @@ def main(argv=None):
         parser.exit(2, f"error: {err}\n")
     train_images = normalize(train_images)
     test_images = normalize(test_images)
+    if args.dry_run:  # one short pass over two batches: checks that everything runs
+        train_images, train_labels = train_images[: 2 * args.batch_size], train_labels[: 2 * args.batch_size]
+        test_images, test_labels = test_images[: args.test_batch_size], test_labels[: args.test_batch_size]
+        args.epochs = 1
     if args.subset and not args.grader_budget:
         train_images, train_labels = train_images[: args.subset], train_labels[: args.subset]
 

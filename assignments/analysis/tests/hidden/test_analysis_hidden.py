@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-import checks
+import analysis_checks as checks
 import plan
 import runs as kit_runs
 from analysis_contract import (
@@ -12,6 +12,7 @@ from analysis_contract import (
 from mnistkit.checks import assert_device_follows_input, assert_runs_on, count_parameters, fail, run
 from mnistkit.layers import layer_problems
 from mnistkit.tracing import trace_forward
+from mnistkit.train import EXPONENTIAL_FINAL
 
 # Where the reference finds the best learning rate of the lr study (mean test accuracy over seeds 0-2), and
 # the smallest best accuracy a correct builder reaches there. Measured with bench/analysis_grid.py; see
@@ -238,7 +239,7 @@ def test_results_learning_rates_follow_schedule(studies, results):
     for row in rows:
         c = row["config"]
         last = row["history"][-1]["lr"]
-        expected = {"none": c["lr"], "exponential": c["lr"] * kit_runs.EXPONENTIAL_FINAL, "cosine": 0.0}[c["scheduler"]]
+        expected = {"none": c["lr"], "exponential": c["lr"] * EXPONENTIAL_FINAL, "cosine": 0.0}[c["scheduler"]]
         if abs(last - expected) > 1e-6 * c["lr"]:
             wrong.append(f"{checks.describe(c, row['seed'])}: last lr {last:.3g}, expected {expected:.3g}")
     if wrong:

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import checks
+import analysis_checks as checks
 import plots as kit_plots
 import runs as kit_runs
 from analysis_contract import (
@@ -182,7 +182,7 @@ def test_results_rows_valid(results_path):
     """Every line of results.jsonl is a valid row: schema, finite losses, accuracies in [0, 1]."""
     if not results_path.is_file():
         fail(f"{kit_runs.RESULTS_FILE} not found: run `python sweep.py` to create it")
-    rows, bad = kit_runs.read_results(results_path)
+    rows, bad = checks.valid_rows(results_path)
     if bad:
         shown = "\n".join(f"line {number}: {problem}" for number, problem in bad[:5])
         fail(f"{len(bad)} invalid line(s) in {kit_runs.RESULTS_FILE} (`python sweep.py` removes cut-short "
@@ -219,7 +219,7 @@ def test_plot_files_valid(submitted, name):
         if not submitted(file).is_file():
             fail(f"{file} not found: run `python plots.py` after the sweep and submit what it writes")
     try:
-        checks.png_text_chunks(submitted(png))
+        checks.png_text(submitted(png))
     except ValueError as err:
         fail(f"{png} is not a valid PNG image: {err}")
     try:
@@ -247,7 +247,7 @@ def test_plot_drawn_from_results(submitted, results_path, studies, name):
         fail(f"{data} differs from what plots.py draws from your {kit_runs.RESULTS_FILE}: run `python plots.py` "
              "again after your last change to the results and submit its output")
     try:
-        stamp = checks.png_text_chunks(submitted(png)).get(kit_plots.FINGERPRINT_KEY, "")
+        stamp = checks.png_text(submitted(png)).get(kit_plots.FINGERPRINT_KEY, "")
     except ValueError as err:
         fail(f"{png} is not a valid PNG image: {err}")
     if stamp != kit_plots.FINGERPRINT_PREFIX + kit_plots.fingerprint(expected):
@@ -264,11 +264,3 @@ def test_report_answers_every_question(submitted):
         fail(f"{checks.REPORT_FILE}: no answer under {', '.join(missing)} (write it below the quoted question, "
              f"keeping the '## Q<n>' headings of the template; questions: {', '.join(checks.QUESTIONS)})")
 
-
-@pytest.mark.points(0)
-def test_report_content_graded_by_human(submitted):
-    """report.md: its content is graded by a human grader, not by these tests (0 points here)."""
-    missing = checks.unanswered(checks.read_report(submitted(checks.REPORT_FILE)))
-    if missing:
-        fail(f"{checks.REPORT_FILE} is not complete yet ({', '.join(missing)} unanswered). Once submitted, a human "
-             "grader reads and grades your answers; these tests only check that they are there.")

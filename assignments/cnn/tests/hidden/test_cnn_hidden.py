@@ -4,7 +4,10 @@ import torch
 import torch.nn.functional as F
 
 from cnn_contract import LAYERS, TABLE, convolution_violations, pooling_violations
-from mnistkit.checks import as_log_probabilities, assert_device_follows_input, assert_dtype, assert_shape, fail, run
+from mnistkit.checks import (
+    as_log_probabilities, assert_device_follows_input, assert_dtype, assert_shape, fail, inline_layer_text,
+    inline_layers, randomness_in_eval, run,
+)
 from mnistkit.layers import layer_problems
 from mnistkit.tracing import row_failure, table_rows
 
@@ -79,8 +82,8 @@ def test_net_eval_mode_is_deterministic(make_net):
     a = run("Net.forward", net, x)
     b = run("Net.forward", net, x)
     if not torch.equal(a, b):
-        fail("two forward passes in eval() mode differ: dropout must be off in eval mode (use nn.Dropout, or pass "
-             "training=self.training to F.dropout)")
+        fail("two forward passes in eval() mode differ: " + (randomness_in_eval(net) or (
+            "dropout must be off in eval mode (use nn.Dropout, or pass training=self.training to F.dropout)")))
 
 
 @pytest.mark.points(1)
@@ -96,6 +99,9 @@ def test_net_eval_output_independent_of_batch(make_net):
         alone = run("Net.forward", net, x[:1])
         together = run("Net.forward", net, x)
     if not torch.allclose(alone[0], together[0], atol=1e-5):
+        cause = randomness_in_eval(net)  # then the same batch twice differs too: that is the mistake to name
+        if cause:
+            fail(f"in eval() mode the output for an image changes from one pass to the next: {cause}")
         fail("in eval() mode the output for an image changes with the rest of the batch: BatchNorm must use its "
              "running statistics in eval mode (nn.BatchNorm2d/1d do this for you)")
 
@@ -112,6 +118,10 @@ def test_net_log_softmax_stable_for_large_inputs(make_net):
 def test_net_learns_a_small_batch(make_net):
     """Thirty Adam steps on 64 images bring the training loss well down (the network can learn)."""
     net = make_net().train()
+    inline = inline_layers(net)
+    if inline:
+        fail(f"{inline_layer_text(inline)}: its weights are drawn anew at every call, so the optimiser cannot train "
+             "them; create every layer in __init__")
     generator = torch.Generator().manual_seed(1)
     x = torch.randn(64, 1, 28, 28, generator=generator)
     y = torch.randint(0, 10, (64,), generator=generator)

@@ -19,7 +19,9 @@ from mnistkit.checks import (
     assert_runs_on,
     assert_shape,
     fail,
+    judge_explained,
     run,
+    without_final_softmax,
 )
 from mnistkit.graph import reinitialise
 from mnistkit.tracing import row_failure, table_rows
@@ -114,7 +116,8 @@ def test_net_trained_accuracy(make_net, mnist_train, judged_images, grading_budg
     """Freshly initialised and trained with the grader's fixed budget (see README), Net reaches the threshold."""
     net = make_net()
     assert_layers_only(net)
+    net = without_final_softmax(net)  # its final (log-)softmax is judged by test_net_outputs_log_probabilities
     reinitialise(net, seed=0)
     images, labels = mnist_train
     fit(net, images, labels, budget=grading_budget, seed=0, progress=True)
-    judge(predict(net, judged_images))
+    judge_explained(judge, predict(net, judged_images), net)

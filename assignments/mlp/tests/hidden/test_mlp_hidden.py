@@ -4,7 +4,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mnistkit.checks import assert_device_follows_input, assert_dtype, assert_runs_on, assert_shape, fail, run
+from mnistkit.checks import (
+    assert_device_follows_input, assert_dtype, assert_runs_on, assert_shape, fail, randomness_in_eval, run,
+)
 from mnistkit.layers import layer_problems
 from mnistkit.tracing import trace_forward
 from mlp_contract import LAYERS
@@ -29,7 +31,9 @@ def test_net_flat_and_image_input_agree(make_net):
     a = run("Net.forward", net, x)
     b = run("Net.forward on (N, 784) input", net, x.reshape(5, 784))
     if not torch.allclose(a, b, atol=1e-6):
-        fail("the outputs for (5, 1, 28, 28) input and the same images as (5, 784) differ")
+        cause = randomness_in_eval(net)
+        fail("the outputs for (5, 1, 28, 28) input and the same images as (5, 784) differ" + (
+            f" (as do two passes over the same input: {cause})" if cause else ""))
 
 
 @pytest.mark.points(2)
@@ -55,8 +59,8 @@ def test_net_eval_mode_is_deterministic(make_net):
     a = run("Net.forward", net, x)
     b = run("Net.forward", net, x)
     if not torch.equal(a, b):
-        fail("two forward passes in eval() mode differ: dropout must be off in eval mode (use nn.Dropout, or "
-             "F.dropout(x, p, training=self.training))")
+        fail("two forward passes in eval() mode differ: " + (randomness_in_eval(net) or (
+            "dropout must be off in eval mode (use nn.Dropout, or F.dropout(x, p, training=self.training))")))
 
 
 @pytest.mark.points(1)
@@ -64,6 +68,8 @@ def test_net_dropout_rate(make_net):
     """Exactly two dropouts, with p = 0.2, active in train mode (one after each hidden ReLU)."""
     net = make_net()
     trace = trace_forward(net.train(), torch.randn(4, 1, 28, 28))
+    if trace.error:
+        fail(f"Net.forward in train mode raised {trace.error}")
     rates = [op.params["p"] for op in trace.ops if op.kind == "dropout" and op.params["training"]]
     if rates != [0.2, 0.2]:
         fail(f"expected two dropouts with p = 0.2 active in train mode, your forward has {rates or 'none'}")

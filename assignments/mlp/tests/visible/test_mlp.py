@@ -18,7 +18,11 @@ from mnistkit.checks import (
     assert_runs_on,
     assert_shape,
     fail,
+    inline_layer_text,
+    inline_layers,
+    judge_explained,
     run,
+    without_final_softmax,
 )
 from mnistkit.graph import reinitialise
 from mnistkit.layers import layer_problems
@@ -105,10 +109,11 @@ def test_net_trained_accuracy(make_net, mnist_train, judged_images, grading_budg
     """Freshly initialised and trained with the grader's fixed budget (see README), Net reaches the threshold."""
     net = make_net()
     assert_layers_only(net)
+    net = without_final_softmax(net)  # its final (log-)softmax is judged by test_net_outputs_log_probabilities
     reinitialise(net, seed=0)
     images, labels = mnist_train
     fit(net, images, labels, budget=grading_budget, seed=0, progress=True)
-    judge(predict(net, judged_images))
+    judge_explained(judge, predict(net, judged_images), net)
 
 
 @pytest.mark.points(3)
@@ -116,6 +121,10 @@ def test_net_trained_accuracy(make_net, mnist_train, judged_images, grading_budg
 def test_agent_file_accuracy(make_net, probe, judged_images, judge):
     """mnist_agent.pt (saved by `python mnist.py`) loads into Net and reaches the threshold."""
     net = make_net()
+    inline = inline_layers(net)
+    if inline:
+        fail(f"mnist_agent.pt is judged in the contract's network, and your Net is not it: {inline_layer_text(inline)}"
+             " (its weights are not parameters, so mnist_agent.pt cannot hold them); create every layer in __init__")
     weights = probe.weights("net")
     try:
         net.load_weights(weights)
@@ -125,4 +134,4 @@ def test_agent_file_accuracy(make_net, probe, judged_images, judge):
     problems = layer_problems(trace_forward(net.eval(), torch.randn(2, 1, 28, 28)), LAYERS)
     if problems:
         fail(f"mnist_agent.pt is judged in the contract's network, and your Net is not it: {problems[0]}")
-    judge(predict(net, judged_images))
+    judge_explained(judge, predict(without_final_softmax(net), judged_images), net)

@@ -5,7 +5,7 @@ The reference table lives here (and in the handout's contract); a failure names 
 import pytest
 import torch
 
-from mnistkit.checks import assert_device_follows_input, assert_dtype, assert_shape, fail, run
+from mnistkit.checks import assert_device_follows_input, assert_dtype, assert_shape, fail, randomness_in_eval, run
 from mnistkit.layers import layer_problems
 from mnistkit.tracing import FORMULA, row_failure, table_rows
 from plan import EXAMPLES, random_cases
@@ -126,8 +126,8 @@ def test_net_eval_mode_is_deterministic(make_net):
     a = run("Net.forward", net, x)
     b = run("Net.forward", net, x)
     if not torch.equal(a, b):
-        fail("two forward passes in eval() mode differ: dropout must be off in eval mode (use nn.Dropout, or "
-             "F.dropout(x, p, training=self.training))")
+        fail("two forward passes in eval() mode differ: " + (randomness_in_eval(net) or (
+            "dropout must be off in eval mode (use nn.Dropout, or F.dropout(x, p, training=self.training))")))
 
 
 @pytest.mark.points(1)
@@ -142,6 +142,9 @@ def test_net_eval_output_independent_of_batch(make_net):
         alone = run("Net.forward", net, x[:1])
         together = run("Net.forward", net, x)
     if not torch.allclose(alone[0], together[0], atol=1e-4):
+        cause = randomness_in_eval(net)  # then the same batch twice differs too: that is the mistake to name
+        if cause:
+            fail(f"in eval() mode the output for an image changes from one pass to the next: {cause}")
         fail("in eval() mode the output for an image changes with the rest of the batch: BatchNorm must use its "
              "running statistics in eval mode (nn.BatchNorm2d does this for you)")
 

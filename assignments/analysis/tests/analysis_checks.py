@@ -1,10 +1,13 @@
-"""Checks the tests of the analysis assignment use (shipped in the handout; the grader uses the kit's copy).
+"""What the tests of the analysis assignment check on the submitted data: results.jsonl, the re-runs of its
+rows, the plots and the report. Test support, shipped with the tests (you need not read it).
 
-They read data only: your results.jsonl, report.md and plot files, and the rows the grader re-trains. Use
-them yourself before you submit, e.g. ``python -c "import checks; print(checks.unanswered(open('report.md').read()))"``.
+The judge imports the kit's copies of this file, of the handout's ``runs.py`` and ``plots.py`` and of
+``grid.toml``; it never imports the student's.
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import re
 from pathlib import Path
@@ -13,15 +16,16 @@ from typing import Callable
 import pytest
 
 import runs as kit_runs
-from runs import choose_runs, rerun_candidates  # noqa: F401 - the runs the honesty check picks from
 
+MNIST_TRAIN_SIZE = 60_000
 REPORT_FILE = "report.md"
 QUESTIONS = ("Q1", "Q2", "Q3", "Q4", "Q5", "Q6", "Q7")
 MIN_ANSWER_WORDS = 3
+MAX_PNG_PIXELS = 20_000_000  # the figures are about 0.5 megapixels; a larger image is not one of them
 
 # Re-running a row of results.jsonl must reproduce it within these tolerances (README, "What the grader
-# checks"). Measured with bench/analysis_grid.py tolerance on the runs of rerun_candidates(): re-running them
-# with 2 threads instead of 1, or with every weight nudged by one part in a million (a stand-in for another
+# checks"). Measured with bench/analysis_grid.py tolerance on the runs of plan.rerun_candidates(): re-running
+# them with 2 threads instead of 1, or with every weight nudged by one part in a million (a stand-in for another
 # CPU's rounding), moved every loss by less than 0.03% and no validation accuracy at all; even nudges of one
 # part in 10,000 stayed below 0.06%. Another seed moved the training loss by 0.4% to 7%.
 # The test accuracy (10,000 images) moved by at most 0.01 points under the nudges of one part in a million
@@ -30,6 +34,91 @@ MIN_ANSWER_WORDS = 3
 RERUN_LOSS_RTOL = 0.002  # relative, on the training and validation losses of every epoch and the test loss
 RERUN_ACC_ATOL = 0.003  # absolute, on the training and validation accuracies of every epoch
 RERUN_TEST_ACC_ATOL = 0.002  # absolute, on the test accuracy: 20 of the 10,000 test images
+
+
+# ------------------------------------------------------------------------------------------ results.jsonl
+def check_row(row) -> list[str]:
+    """Everything wrong with one results row (empty when it is valid)."""
+    if not isinstance(row, dict):
+        return [f"a row must be a JSON object, got {type(row).__name__}"]
+    problems = []
+    if row.get("schema") != kit_runs.SCHEMA:
+        problems.append(f"schema must be {kit_runs.SCHEMA!r}, got {row.get('schema')!r}")
+    try:
+        config = kit_runs.RunConfig.from_dict(row.get("config"))
+    except (ValueError, TypeError) as err:
+        return problems + [f"config: {err}"]
+    missing = sorted(f.name for f in dataclasses.fields(kit_runs.RunConfig) if f.name not in row["config"])
+    if missing:
+        problems.append(f"config lacks {missing}")
+    if type(row.get("seed")) is not int:
+        problems.append(f"seed must be an integer, got {row.get('seed')!r}")
+    history = row.get("history")
+    if not isinstance(history, list) or len(history) != config.epochs:
+        problems.append(f"history must list {config.epochs} epoch(s), got {_short(history)}")
+        history = []
+    fields = kit_runs.HISTORY_FIELDS
+    for number, entry in enumerate(history, start=1):
+        if not isinstance(entry, dict) or sorted(entry) != sorted(fields):
+            problems.append(f"history[{number - 1}] must have exactly the keys {list(fields)}")
+            continue
+        if entry["epoch"] != number:
+            problems.append(f"history[{number - 1}]['epoch'] must be {number}, got {entry['epoch']!r}")
+        for name in ("lr", "train_loss", "val_loss"):
+            if not _finite(entry[name]) or entry[name] < 0:
+                problems.append(f"epoch {number}: {name} must be a finite number >= 0, got {entry[name]!r}")
+        for name in ("train_acc", "val_acc"):
+            if not _finite(entry[name]) or not 0.0 <= entry[name] <= 1.0:
+                problems.append(f"epoch {number}: {name} must be a fraction in [0, 1], got {entry[name]!r}")
+    if not _finite(row.get("test_acc")) or not 0.0 <= row["test_acc"] <= 1.0:
+        problems.append(f"test_acc must be a fraction in [0, 1], got {row.get('test_acc')!r}")
+    if not _finite(row.get("test_loss")) or row["test_loss"] < 0:
+        problems.append(f"test_loss must be a finite number >= 0, got {row.get('test_loss')!r}")
+    if type(row.get("parameters")) is not int or row["parameters"] < 1:
+        problems.append(f"parameters must be a positive integer, got {row.get('parameters')!r}")
+    if not _finite(row.get("seconds")) or row["seconds"] < 0:
+        problems.append(f"seconds must be a number >= 0, got {row.get('seconds')!r}")
+    return problems
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) < 60 else text[:57] + "..."
+
+
+def valid_rows(path: Path) -> tuple[list[dict], list[tuple[int, str]]]:
+    """The valid rows of a results file and ``(line number, problem)`` of every other line (a missing file
+    has neither)."""
+    rows, bad = [], []
+    path = Path(path)
+    if not path.is_file():
+        return rows, bad
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                bad.append((number, f"not valid JSON ({err.msg})"))
+                continue
+            problems = check_row(row)
+            if problems:
+                bad.append((number, "; ".join(problems)))
+            else:
+                rows.append(row)
+    return rows, bad
+
+
+def describe(config, seed) -> str:
+    c = config if isinstance(config, dict) else config.as_dict()
+    return (f"activation={c['activation']} depth={c['depth']} width={c['width']} lr={c['lr']:g} "
+            f"scheduler={c['scheduler']} dropout={c['dropout']:g} epochs={c['epochs']} "
+            f"train_size={c['train_size']} seed={seed}")
 
 
 def missing_runs(studies, results, names=None) -> list[str]:
@@ -46,13 +135,7 @@ def missing_runs(studies, results, names=None) -> list[str]:
     return missing
 
 
-def describe(config, seed) -> str:
-    c = config if isinstance(config, dict) else config.as_dict()
-    return (f"activation={c['activation']} depth={c['depth']} width={c['width']} lr={c['lr']:g} "
-            f"scheduler={c['scheduler']} dropout={c['dropout']:g} epochs={c['epochs']} "
-            f"train_size={c['train_size']} seed={seed}")
-
-
+# ------------------------------------------------------------------------------------------ re-runs
 def rerun_mismatches(row: dict, again: dict) -> list[str]:
     """How a re-run row differs from the submitted one beyond the tolerances in its parameter count and its
     training and validation numbers (empty when they match)."""
@@ -94,7 +177,7 @@ def copied_from(row: dict, results: dict) -> str | None:
 
 def check_reruns(chosen, results: dict, rerun: Callable) -> None:
     """Fail unless every chosen run, re-trained by ``rerun(config, seed)`` (which returns a results row as
-    :func:`runs.train_run` does), reproduces its row of ``results`` (the valid rows by run key): the parameter
+    ``runs.train_run`` does), reproduces its row of ``results`` (the valid rows by run key): the parameter
     count, the training and validation numbers of every epoch and the test loss and accuracy."""
     absent = [describe(c, s) for c, s in chosen if kit_runs.run_key(c, s) not in results]
     if absent:
@@ -140,6 +223,39 @@ def check_reruns(chosen, results: dict, rerun: Callable) -> None:
     pytest.fail(head + ":\n" + "\n".join(text for _, text in failures), pytrace=False)
 
 
+# ------------------------------------------------------------------------------------------ plots
+def png_text(path: Path) -> dict[str, str]:
+    """The text entries (``tEXt``, ``iTXt``) of a PNG image, read with Pillow after decoding the whole image;
+    ``ValueError`` when the file is not a complete PNG image."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path, formats=["PNG"]) as image:
+            width, height = image.size
+            if width * height > MAX_PNG_PIXELS:
+                raise ValueError(f"it is {width} x {height} pixels, far larger than a figure of plots.py")
+            image.load()  # decodes every row: a truncated or corrupt file fails here
+            return {str(k): str(v) for k, v in getattr(image, "text", {}).items()}
+    except UnidentifiedImageError:
+        raise ValueError("Pillow does not read it as a PNG image") from None
+    except ValueError:
+        raise
+    except Exception as err:  # noqa: BLE001 - Pillow's errors: OSError, SyntaxError, EOFError, zlib.error, ...
+        raise ValueError(str(err) or type(err).__name__) from None
+
+
+def same_data(a, b, rel: float = 1e-9) -> bool:
+    """Equal JSON values, floats compared with a relative tolerance."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_data(a[k], b[k], rel) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_data(x, y, rel) for x, y in zip(a, b))
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return math.isclose(a, b, rel_tol=rel, abs_tol=1e-12) or (math.isnan(a) and math.isnan(b))
+    return a == b
+
+
+# ------------------------------------------------------------------------------------------ report
 def read_report(path: Path) -> str:
     """The text of the report: ``path`` is report.md itself or the folder holding it."""
     path = Path(path)
@@ -172,43 +288,6 @@ def report_answers(text: str) -> dict[str, str]:
 
 
 def unanswered(text: str) -> list[str]:
+    """The questions of :data:`QUESTIONS` without an answer of at least :data:`MIN_ANSWER_WORDS` words."""
     answers = report_answers(text)
     return [q for q in QUESTIONS if len(answers.get(q, "").split()) < MIN_ANSWER_WORDS]
-
-
-def png_text_chunks(path: Path) -> dict[str, str]:
-    """The ``tEXt`` entries of a PNG file; ``ValueError`` when it is not a PNG."""
-    data = Path(path).read_bytes()
-    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
-        raise ValueError("it does not start with the PNG signature")
-    chunks, offset = {}, 8
-    seen_image = False
-    while offset + 8 <= len(data):
-        length = int.from_bytes(data[offset : offset + 4], "big")
-        kind = data[offset + 4 : offset + 8]
-        body = data[offset + 8 : offset + 8 + length]
-        if len(body) != length:
-            raise ValueError("it is truncated")
-        if kind == b"tEXt" and b"\x00" in body:
-            key, value = body.split(b"\x00", 1)
-            chunks[key.decode("latin-1")] = value.decode("latin-1")
-        seen_image |= kind == b"IDAT"
-        offset += 12 + length
-        if kind == b"IEND":
-            break
-    else:
-        raise ValueError("it has no IEND chunk (truncated?)")
-    if not seen_image:
-        raise ValueError("it holds no image data")
-    return chunks
-
-
-def same_data(a, b, rel: float = 1e-9) -> bool:
-    """Equal JSON values, floats compared with a relative tolerance."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(same_data(a[k], b[k], rel) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(same_data(x, y, rel) for x, y in zip(a, b))
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
-        return math.isclose(a, b, rel_tol=rel, abs_tol=1e-12)
-    return a == b
