@@ -32,12 +32,13 @@ def judge_command(config: AssignmentConfig, *, collect_only: bool = False) -> li
 def judge_env(*, threads: int, home: Path, **paths: Path | str | None) -> dict[str, str]:
     """A clean environment for the judge: threads pinned, idle threads asleep, the data's locations.
 
-    ``paths`` are ``plan``, ``probe``, ``submission``, ``mnist``, ``report``, ``manifest``, ``ended`` and
-    ``ready`` (a file the judge waits for before its first check reads the probe's output).
+    ``paths`` are ``plan``, ``probe``, ``submission``, ``mnist``, ``report``, ``manifest``, ``ended``,
+    ``ready`` (a file the judge waits for before its first check reads the probe's output) and
+    ``train_cache`` (the batch's folder of trained predictions, :func:`mnistkit.checks.trained_predictions`).
     """
     names = {"plan": "MNISTKIT_PLAN", "probe": "MNISTKIT_PROBE", "submission": "MNISTKIT_SUBMISSION",
              "mnist": "MNISTKIT_MNIST", "report": "MNISTKIT_REPORT", "manifest": "MNISTKIT_MANIFEST",
-             "ended": "MNISTKIT_PROBE_ENDED", "ready": "MNISTKIT_PROBE_READY"}
+             "ended": "MNISTKIT_PROBE_ENDED", "ready": "MNISTKIT_PROBE_READY", "train_cache": "MNISTKIT_TRAIN_CACHE"}
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(home),

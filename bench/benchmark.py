@@ -8,7 +8,8 @@
   each until the grading threshold on the test set (judged every quarter epoch; for the grader's way,
   the smallest budget in quarter epochs that reaches it), or a cap; times to threshold and their ratio.
 * grading: one reference submission of every assignment graded end to end with `python -m autograder grade`
-  (wall time, the probe's and the judge's seconds, peak memory of the whole process tree), and again
+  (wall time, the probe's and the judge's seconds, peak memory of the whole process tree: the sum
+  of the processes' proportional set sizes, sampled every 50 ms), and again
   lean with one torch thread, as Gradescope's small containers need it.
 * throughput: 20 copies of the MLP reference submission graded with -j 1 and with -j 2, and the same
   batch of 4 graded in the strongest sandbox and with none (--unsafe): the sandbox's
@@ -115,25 +116,36 @@ def bench_training(args: argparse.Namespace) -> None:
     print(f"  ratio course/grader: {course_s / grader_s:.1f}x")
 
 
+def _memory_of(entry: Path) -> int:
+    """A process's proportional set size in bytes (its own pages, plus its share of pages it shares with
+    others: the libraries torch maps in every process count once over the tree, as a container's memory
+    limit counts them); its resident size where smaps_rollup cannot be read."""
+    for name, key in (("smaps_rollup", "Pss:"), ("status", "VmRSS:")):
+        try:
+            text = (entry / name).read_text()
+        except OSError:
+            continue
+        kb = next((int(line.split()[1]) for line in text.splitlines() if line.startswith(key)), None)
+        if kb is not None:
+            return kb * 1024
+    return 0
+
+
 def _tree_rss(pid: int) -> int:
-    """Resident memory (bytes) of a process and all its descendants, now."""
+    """Memory (bytes, :func:`_memory_of`) of a process and all its descendants, now."""
     children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            status = (entry / "status").read_text()
         except OSError:
             continue
         children.setdefault(int(fields[1]), []).append(int(entry.name))
-        kb = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
-        rss[int(entry.name)] = kb * 1024
     total, todo = 0, [pid]
     while todo:
         current = todo.pop()
-        total += rss.get(current, 0)
+        total += _memory_of(Path("/proc") / str(current))
         todo += children.get(current, [])
     return total
 

@@ -71,6 +71,24 @@ def submissions(build_submissions, assignments):
     return build_submissions(*[config.name for config in assignments])
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shared_training(tmp_path_factory):
+    """One folder of trained predictions for every batch the session grades (the grader's cache,
+    :meth:`autograder.grade.grade.Batch.train_cache`): a reference network trained by one test's batch is
+    not trained again by the next. Mode 0700, outside every sandbox."""
+    from autograder.grade.grade import TRAIN_CACHE_ENV
+
+    folder = tmp_path_factory.mktemp("trained")
+    folder.chmod(0o700)
+    previous = os.environ.get(TRAIN_CACHE_ENV)
+    os.environ[TRAIN_CACHE_ENV] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop(TRAIN_CACHE_ENV, None)
+    else:
+        os.environ[TRAIN_CACHE_ENV] = previous
+
+
 def pytest_configure(config):
     import sys
 

@@ -165,6 +165,19 @@ class Inline(nn.Module):
         return nn.Linear(2, 2)(self.fc(x))  # a layer in forward
 
 
+class DropoutAlwaysOn(Hidden):
+    """F.dropout without training=: still active in eval mode."""
+
+    def forward(self, x):
+        x = F.dropout(torch.relu(self.fc1(x)), 0.5)  # dropout left on
+        return self.fc2(x)
+
+
+class LogOfSoftmax(SoftmaxOut):
+    def forward(self, x):
+        return torch.log(F.softmax(self.fc(x), dim=1))
+
+
 # ----------------------------------------------------------------------------------- state of a network
 class Table(nn.Module):
     """A buffer multiplied in by hand: data of its own, not a layer."""
@@ -252,6 +265,33 @@ class Numpy(FixedBatch):
         return torch.from_numpy(self.fc(torch.flatten(x, 1)).detach().numpy())  # numpy
 
 
+class Shrinks(nn.Module):
+    """nn.Conv2d(in, out, 3, 4) meant as padding 4: the fourth positional argument is the stride."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 4, 3, 4)
+        self.conv2 = nn.Conv2d(4, 4, 3, 4)
+        self.conv3 = nn.Conv2d(4, 4, 3)
+
+    def forward(self, x):
+        x = self.conv2(self.conv1(x))
+        return self.conv3(x)  # too small by now
+
+
+class WrongFlatten(nn.Module):
+    """fc sized for a pooled picture that is never pooled."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 4, kernel_size=5)
+        self.fc = nn.Linear(4 * 12 * 12, 10)
+
+    def forward(self, x):
+        x = torch.flatten(self.conv1(x), 1)
+        return self.fc(x)  # 2304 features
+
+
 class Stub(FixedBatch):
     def forward(self, x):
         raise NotImplementedError("write Net.forward")
@@ -259,9 +299,10 @@ class Stub(FixedBatch):
 
 NETS = {cls.__name__: cls for cls in (
     MLP, CNN, Small, SmallPadded, NoReLU, ExtraSigmoid, SharedReLU, SoftmaxOut, LogSoftmaxDim0, LogSoftmaxOut,
-    Unused, Hidden, Inline, Table, Normalised, DeviceGood, ZerosNoDevice, CudaInForward, PlainAttribute, Casts,
-    FixedBatch, Branch, Numpy, Stub)}
-VECTOR_NETS = {"SoftmaxOut", "LogSoftmaxDim0", "LogSoftmaxOut", "Unused", "Hidden", "Inline", "DeviceGood",
+    Unused, Hidden, Inline, DropoutAlwaysOn, LogOfSoftmax, Table, Normalised, DeviceGood, ZerosNoDevice, CudaInForward, PlainAttribute, Casts,
+    FixedBatch, Branch, Numpy, Shrinks, WrongFlatten, Stub)}
+VECTOR_NETS = {"SoftmaxOut", "LogSoftmaxDim0", "LogSoftmaxOut", "Unused", "Hidden", "Inline", "DropoutAlwaysOn",
+               "LogOfSoftmax", "DeviceGood",
                "ZerosNoDevice", "CudaInForward", "PlainAttribute", "Casts"}
 
 

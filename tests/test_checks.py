@@ -181,3 +181,71 @@ def test_checks_assert_close_names_the_largest_difference():
         assert_close(got.T, expected, "out")
     with _fails(r"out: contains NaN or inf"):
         assert_close(expected * float("nan"), expected, "out")
+
+
+# ------------------------------------------------------------------------------------------ named mistakes
+def test_checks_randomness_in_eval_names_a_dropout_left_on():
+    cause = checks.randomness_in_eval(graph_net("DropoutAlwaysOn"))
+    assert cause.startswith(f"dropout is still active in eval mode (dropout at {line_of('# dropout left on')})")
+    assert "training=self.training" in cause
+    assert checks.randomness_in_eval(graph_net("MLP")) is None
+    assert checks.randomness_in_eval(graph_net("CNN")) is None
+
+
+def test_checks_layers_created_in_forward_are_named_by_the_checks_they_break():
+    net = graph_net("Inline")
+    assert checks.randomness_in_eval(net).startswith(f"a layer is created inside forward() ({line_of('# a layer in forward')})")
+    with _fails(r"Net does not follow its input's device: a layer is created inside forward\(\)"):
+        assert_device_follows_input(net)
+    with _fails(r"Net: a layer is created inside forward\(\) .*never trained"):
+        assert_layers_only(net)
+
+
+def test_checks_without_final_softmax_returns_the_scores():
+    x = torch.randn(5, 4)
+    scores = graph_net("Unused").eval()  # no softmax at all: unchanged
+    assert torch.equal(checks.without_final_softmax(scores)(x), scores(x))
+    reference = None
+    for name in ("SoftmaxOut", "LogSoftmaxDim0", "LogSoftmaxOut", "LogOfSoftmax"):
+        net = graph_net(name).eval()
+        stripped = checks.without_final_softmax(net).eval()
+        ops = {node["op"] for graph in stripped.graphs.values() for node in graph.nodes}
+        assert not ops & {"aten.softmax.int", "aten.log_softmax.int", "aten.log.default"}, name
+        fc = dict(net.named_state())
+        assert torch.allclose(stripped(x), x @ fc["fc.weight"].T + fc["fc.bias"], atol=1e-6), name
+        graphs = {k: ([{f: v for f, v in n.items() if f not in ("where", "module")} for n in g.nodes], g.output)
+                  for k, g in stripped.graphs.items()}  # the same computation (source lines and classes differ)
+        assert reference is None or graphs == reference, f"{name}: the stripped graphs differ"  # one training for all
+        reference = graphs
+        assert torch.equal(net(x), graph_net(name).eval()(x))  # the original is untouched
+
+
+def test_checks_trained_predictions_are_shared_through_the_graders_cache(tmp_path, monkeypatch):
+    from mnistkit.train import Budget
+
+    images = torch.randint(0, 255, (64, 28, 28), dtype=torch.uint8)
+    labels = torch.randint(0, 10, (64,))
+    budget = Budget(epochs=1, batch_size=32)
+    monkeypatch.setenv("MNISTKIT_MODE", "judge")
+    monkeypatch.setenv(checks.TRAIN_CACHE_ENV, str(tmp_path))
+    first = checks.trained_predictions(graph_net("MLP"), images, labels, images[:10], budget=budget, progress=False)
+    assert len(list(tmp_path.glob("*.npy"))) == 1
+    monkeypatch.setattr("mnistkit.train.fit", lambda *a, **k: pytest.fail("trained again"))
+    again = checks.trained_predictions(graph_net("MLP"), images, labels, images[:10], budget=budget, progress=False)
+    assert torch.equal(first, again)
+    other = Budget(epochs=1, batch_size=16)  # another budget (or network, or data) trains
+    with _fails("trained again"):
+        checks.trained_predictions(graph_net("MLP"), images, labels, images[:10], budget=other, progress=False)
+    monkeypatch.delenv("MNISTKIT_MODE")  # a student's machine: no cache
+    with _fails("trained again"):
+        checks.trained_predictions(graph_net("MLP"), images, labels, images[:10], budget=budget, progress=False)
+
+
+def test_layers_accept_log_of_softmax_as_the_output_and_skip_inline_weights():
+    from mnistkit.layers import Layer, layer_problems
+    from mnistkit.tracing import trace_forward
+
+    contract = [Layer("linear", in_features=4, out_features=10, then=[["log_softmax(dim=1)"]])]
+    assert layer_problems(trace_forward(graph_net("LogOfSoftmax").eval(), torch.randn(3, 4)), contract) == []
+    trace = trace_forward(graph_net("Inline").eval(), torch.randn(3, 4))
+    assert [op.kind for op in trace.layers()] == ["linear", "linear"]

@@ -237,10 +237,14 @@ def test_graph_casts_in_forward_export_and_load():
                "bool(tensor)) (at {line}): write forward as ordinary tensor code"),
     ("Numpy", "forward calls .numpy() (at {line}): stay with torch tensors inside forward"),
     ("Stub", "not written yet (NotImplementedError: write Net.forward)"),
+    ("Shrinks", "the picture shrinks to nothing before a layer can use it (at {line}) ("),
+    ("WrongFlatten", "a linear layer gets 2304 features per image where it expects 576 (at {line}): the layers "
+                     "before it leave a picture of another size than the shape table says (its size along the way: "
+                     "conv1 24x24)"),
 ])
 def test_graph_export_errors_are_explained_with_the_line_of_the_students_file(name, expected):
     markers = {"FixedBatch": "# hard-coded batch", "Branch": "# a branch on values", "Numpy": "# numpy",
-               "Stub": "write Net.forward"}
+               "Stub": "write Net.forward", "Shrinks": "# too small by now", "WrongFlatten": "# 2304 features"}
     description, _ = exported(name)
     assert description["graphs"] == {} and sorted(description["errors"]) == ["image/eval", "image/train"]
     message = expected.format(line=f"{line_of(markers[name])} in forward")
@@ -250,6 +254,12 @@ def test_graph_export_errors_are_explained_with_the_line_of_the_students_file(na
 
     with pytest.raises(GraphMissing, match=message.split(" (at")[0].replace("(", r"\(").replace(")", r"\)")):
         net(torch.randn(2, 1, 28, 28))
+
+
+def test_graph_a_picture_that_shrinks_to_nothing_shows_its_sizes_and_names_the_stride():
+    message = exported("Shrinks")[0]["errors"]["image/eval"]
+    assert "its size along the way: conv1 7x7, conv2 2x2." in message
+    assert "the fourth positional argument is the stride" in message
 
 
 def test_graph_explain_export_error_names_the_students_line():

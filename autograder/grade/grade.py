@@ -60,6 +60,8 @@ from .unpack import Extraction, SubmissionError, extract_submission, list_names,
 
 log = logging.getLogger(__name__)
 
+# A folder of trained predictions shared by batches (the grader's environment only; see Batch.train_cache)
+TRAIN_CACHE_ENV = "MNISTKIT_GRADER_TRAIN_CACHE"
 MAX_NOTEBOOK_BYTES = 20 * 2**20  # only for guessing the assignment; grading applies the assignment's own limit
 
 
@@ -104,6 +106,26 @@ class Batch:
                 (self.tmp / "mnist").mkdir(mode=0o700)
                 self._mnist = self._pool.submit(_write_mnist_cache, self.tmp / "mnist", self.data_dir)
         return self.tmp / "mnist"
+
+    def train_cache(self) -> Path:
+        """The batch's folder of trained predictions (mode 0700, the grader's own: the sandbox never sees it).
+
+        Judges of submissions whose exported networks compute the same thing share one training there
+        (:func:`mnistkit.checks.trained_predictions`); it goes with the batch's temporary folder, unless
+        the grader's environment names a longer-lived one (:data:`TRAIN_CACHE_ENV`, which the kit's own
+        tests set so that their batches share): a folder of the grader's own, closed to everyone else.
+        """
+        shared = os.environ.get(TRAIN_CACHE_ENV)
+        if shared:
+            folder = Path(shared)
+            info = folder.stat() if folder.is_dir() else None
+            if info and info.st_uid == os.getuid() and not info.st_mode & 0o077:
+                return folder
+            log.warning("%s=%s is not a folder of this user's with mode 0700: not used", TRAIN_CACHE_ENV, shared)
+        with self.lock:
+            folder = self.tmp / "trained"
+            folder.mkdir(mode=0o700, exist_ok=True)
+            return folder
 
     def mnist(self) -> Path:
         """MNIST's folder, once written (raises MNISTUnavailableError when it cannot be loaded)."""
@@ -258,7 +280,7 @@ def _start_judge(g: Grading) -> None:
     g.path("home").mkdir(mode=0o700)
     env = judge_env(threads=g.batch.threads, home=g.path("home"), plan=g.shared("plan"), probe=g.path("probe"),
                     submission=g.path("submitted"), mnist=mnist, report=g.path("report.jsonl"),
-                    ready=g.path("probe-ready"))
+                    ready=g.path("probe-ready"), train_cache=g.batch.train_cache() if config.grading.mnist else None)
     g.judge = Judge(judge_command(config), cwd=g.path("judge"), env=env, memory_gb=config.grading.memory_gb,
                     log_file=g.path("judge.log")).start()
 

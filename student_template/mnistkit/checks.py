@@ -8,6 +8,8 @@ verdict on a student's machine and in the grader.
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -196,10 +198,13 @@ def without_final_softmax(net: GraphNet) -> GraphNet:
     """
     import dataclasses
 
+    from .graph import _walk
+
     graphs = {}
     for key, graph in net.graphs.items():
         output = graph.output
         by_name = {node["name"]: node for node in graph.nodes}
+        bypassed = []
         for _ in range(3):
             if not (isinstance(output, list) and len(output) == 1 and isinstance(output[0], dict)):
                 break
@@ -208,11 +213,20 @@ def without_final_softmax(net: GraphNet) -> GraphNet:
             source = node["args"][0] if node and node["args"] else None
             if op in FINAL_OUTPUT_OPS or (op == "aten.log.default" and isinstance(source, dict)
                                           and by_name.get(source.get("node"), {}).get("op") in FINAL_SOFTMAX_OPS):
+                bypassed.append(node["name"])
                 output = [source]
             else:
                 break
-        graphs[key] = graph if output is graph.output else dataclasses.replace(
-            graph, output=output, _compiled={}, _info={})
+        if not bypassed:
+            graphs[key] = graph
+            continue
+        nodes = list(graph.nodes)
+        for name in bypassed:  # the bypassed nodes go too, unless something else uses them
+            used = {ref.get("node") for n in nodes if n["name"] != name
+                    for ref in _walk([*n["args"], *n["kwargs"].values()]) if isinstance(ref, dict)}
+            if name not in used:
+                nodes = [n for n in nodes if n["name"] != name]
+        graphs[key] = dataclasses.replace(graph, nodes=nodes, output=output, _compiled={}, _info={})
     copy = GraphNet(net.description, {k: net.state_tensor(k).detach() for k in net.state_kinds}, graphs)
     return copy.train(net.training)
 
@@ -240,6 +254,13 @@ def assert_gradients_flow(net: GraphNet, loss: torch.Tensor) -> None:
         fail(f"the gradient of {zero} is exactly zero: is something detached or multiplied by 0?")
 
 
+def _exported_inline_layers(net: GraphNet, what: str) -> list:
+    """The layers ``net`` creates inside forward (:func:`inline_layers`); fails if it could not be exported."""
+    if not net.graphs:
+        fail(f"{what} could not be exported: " + ("; ".join(sorted(set(net.errors.values()))) or "no graph"))
+    return inline_layers(net)
+
+
 def assert_device_follows_input(net: GraphNet, what: str = "Net") -> None:
     """The network puts every tensor it creates on its input's device (checked without a GPU).
 
@@ -247,9 +268,7 @@ def assert_device_follows_input(net: GraphNet, what: str = "Net") -> None:
     ``device=x.device``, a ``.cuda()``/``.cpu()`` call, or a tensor attribute that ``.to(device)`` does not
     move makes that fail, and the graph then remembers a fixed device.
     """
-    if not net.graphs:
-        fail(f"{what} could not be exported: " + ("; ".join(sorted(set(net.errors.values()))) or "no graph"))
-    inline = inline_layers(net)
+    inline = _exported_inline_layers(net, what)
     if inline:
         fail(f"{what} does not follow its input's device: {inline_layer_text(inline)}, on the default device "
              "whatever the input's; create every layer in __init__ (model.to(device) then moves it)")
@@ -343,6 +362,7 @@ __all__ = [
     "assert_parameter_count", "assert_runs_on", "assert_shape", "call_value", "count_parameters", "fail",
     "first_mismatch", "inline_layer_text", "inline_layers", "layer_name", "locate", "mode", "nn", "numpy_array",
     "randomness_in_eval", "relative_error", "run", "without_final_softmax", "assert_layers_only", "judge_explained",
+    "trained_predictions",
 ]
 
 
@@ -354,9 +374,7 @@ def assert_layers_only(net: GraphNet, what: str = "Net") -> None:
     """
     from .graph import foreign_state
 
-    if not net.graphs:
-        fail(f"{what} could not be exported: " + ("; ".join(sorted(set(net.errors.values()))) or "no graph"))
-    inline = inline_layers(net)
+    inline = _exported_inline_layers(net, what)
     if inline:
         fail(f"{what}: {inline_layer_text(inline)}: its weights are drawn anew at every call and are never "
              "trained, so the accuracy checks cannot judge it; create every layer in __init__")
@@ -378,3 +396,72 @@ def judge_explained(judge: Callable, predictions: torch.Tensor, net: GraphNet) -
             raise
         message = f"{err.msg}; {cause}"
     fail(message)
+
+
+TRAIN_CACHE_ENV = "MNISTKIT_TRAIN_CACHE"  # set by the grader only: a folder of its own, shared by one batch
+
+
+def trained_predictions(net: GraphNet, images: torch.Tensor, labels: torch.Tensor, judged: torch.Tensor, *,
+                        budget, seed: int = 0, device: str = "cpu", batch_size: int = 1000,
+                        progress: bool = True) -> torch.Tensor:
+    """Train ``net`` with ``budget`` (:func:`mnistkit.train.fit`, ``seed``) and predict the ``judged`` images.
+
+    When grading, the grader may give its judges a cache folder of its own (``$MNISTKIT_TRAIN_CACHE``, in the
+    batch's private temporary folder, out of the sandbox's reach): two submissions of one batch whose
+    exported networks compute the same thing from the same initial values (same graphs, apart from the
+    source lines they came from, and same tensors), trained with the same budget, seed, data, device and
+    threads, then share one training, as they would reach the same predictions anyway. Elsewhere (a
+    student's machine) every call trains.
+    """
+    from .train import fit, predict
+
+    folder = os.environ.get(TRAIN_CACHE_ENV)
+    path = None
+    if folder and os.environ.get("MNISTKIT_MODE") == "judge" and Path(folder).is_dir():
+        key = _training_key(net, images, labels, judged, budget=budget, seed=seed, device=device,
+                            batch_size=batch_size)
+        path = Path(folder) / f"{key}.npy"
+        if path.is_file():
+            try:
+                cached = np.load(path, allow_pickle=False)
+                if cached.dtype == np.int64 and cached.shape == (len(judged),):
+                    return torch.from_numpy(cached)
+            except (OSError, ValueError):
+                pass
+    fit(net, images, labels, budget=budget, seed=seed, device=device, progress=progress)
+    predictions = predict(net, judged, device=device, batch_size=batch_size)
+    if path is not None:
+        partial = path.with_name(f".{path.stem}.{os.getpid()}.part")
+        try:
+            with open(partial, "wb") as handle:
+                np.save(handle, predictions.numpy().astype(np.int64), allow_pickle=False)
+            os.replace(partial, path)
+        except OSError:
+            partial.unlink(missing_ok=True)
+    return predictions
+
+
+def _tensor_digest(digest, tensor: torch.Tensor) -> None:
+    tensor = tensor.detach().cpu().contiguous()
+    digest.update(f"{tensor.dtype}:{tuple(tensor.shape)}:".encode())
+    digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+
+
+def _training_key(net: GraphNet, images, labels, judged, **settings) -> str:
+    """What decides the result of :func:`trained_predictions`, hashed: the graphs (without their source
+    lines), the tensors, the data and the settings, torch's version and threads."""
+    import hashlib
+    import json
+
+    digest = hashlib.sha256(f"{torch.__version__}:{torch.get_num_threads()}:{sorted(settings.items())!r}".encode())
+    for key in sorted(net.graphs):
+        graph = net.graphs[key]
+        nodes = [{k: v for k, v in node.items() if k != "where"} for node in graph.nodes]
+        digest.update(json.dumps([key, graph.device, graph.inputs, nodes, graph.output], sort_keys=True).encode())
+    for name in sorted(net.state_kinds):
+        tensor = net.state_tensor(name)
+        digest.update(f"{name}:{net.state_kinds[name]}:{tensor.requires_grad}:".encode())
+        _tensor_digest(digest, tensor)
+    for tensor in (images, labels, judged):
+        _tensor_digest(digest, tensor)
+    return digest.hexdigest()

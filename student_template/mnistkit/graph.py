@@ -206,8 +206,43 @@ class ExportSpec:
     batch: int = 3
 
 
-def explain_export_error(err: BaseException, files: tuple[str, ...]) -> str:
-    """The export failure in the student's terms: the construct, and the line of their file."""
+_TOO_SMALL = ("Kernel size can't be greater than actual input size", "Output size is too small")
+_MATMUL = re.compile(r"got \[\S+, (\d+)\] X \[(\d+), \d+\]|shapes cannot be multiplied \(\S+x(\d+) and (\d+)x\d+\)")
+
+
+def sizes_along_the_way(module: nn.Module | None, shape: tuple | None) -> str:
+    """The picture's height x width after the first layer of ``module`` and after every layer that changes
+    it, up to where its forward fails: ``"features.conv1 28x28, features.pool1 14x14, ..."`` (run on a
+    batch of two zero images, in eval mode, without gradients; only to explain a failure)."""
+    if module is None or shape is None:
+        return ""
+    sizes: list = []
+    leaves = [(name, m) for name, m in module.named_modules() if name and not any(True for _ in m.children())]
+    hooks = [m.register_forward_hook(lambda _m, _i, out, name=name: sizes.append((name, getattr(out, "shape", ()))))
+             for name, m in leaves]
+    was_training = module.training
+    try:
+        with torch.no_grad():
+            module.eval()(torch.zeros((2, *shape)))
+    except Exception:  # noqa: BLE001 - student code: the failure being explained
+        pass
+    finally:
+        for hook in hooks:
+            hook.remove()
+        module.train(was_training)
+    shown, last = [], None
+    for name, s in sizes:
+        size = "x".join(str(int(v)) for v in s[2:]) if len(s) == 4 else None
+        if size and size != last:  # where the size changes (and the first layer)
+            shown.append(f"{name} {size}")
+            last = size
+    return ", ".join(shown)
+
+
+def explain_export_error(err: BaseException, files: tuple[str, ...], module: nn.Module | None = None,
+                         shape: tuple | None = None) -> str:
+    """The export failure in the student's terms: the construct, and the line of their file (and, for a
+    picture that ends up the wrong size, its size after each layer of ``module`` on inputs of ``shape``)."""
     text = f"{type(err).__name__}: {err}"
     line = ""
     for frame in traceback.extract_tb(err.__traceback__):
@@ -232,6 +267,19 @@ def explain_export_error(err: BaseException, files: tuple[str, ...]) -> str:
     if "data-dependent" in text or "GuardOnDataDependent" in text:
         return ("forward branches on the values of a tensor (a Python if/while on a tensor, .item() or "
                 f"bool(tensor)){line}: write forward as ordinary tensor code, the same for every input")
+    if any(phrase in text for phrase in _TOO_SMALL):
+        sizes = sizes_along_the_way(module, shape)
+        return (f"the picture shrinks to nothing before a layer can use it{line} ({first[:200]})"
+                + (f"; its size along the way: {sizes}" if sizes else "")
+                + ". Check the stride and padding of every convolution and pooling (in nn.Conv2d(in, out, kernel, "
+                "stride, padding) the fourth positional argument is the stride: write padding=...)")
+    matmul = _MATMUL.search(text)
+    if matmul:
+        got, want = (matmul.group(1), matmul.group(2)) if matmul.group(1) else (matmul.group(3), matmul.group(4))
+        sizes = sizes_along_the_way(module, shape)
+        return (f"a linear layer gets {got} features per image where it expects {want}{line}: the layers before "
+                "it leave a picture of another size than the shape table says"
+                + (f" (its size along the way: {sizes})" if sizes else ""))
     if ".numpy()" in text or "numpy" in first and "not supported" in text:
         return f"forward calls .numpy(){line}: stay with torch tensors inside forward"
     if "device" in text.lower() and ("expected device" in text or "same device" in text or "devices" in text):
@@ -324,7 +372,7 @@ def export_network(module: nn.Module, spec: ExportSpec, *, files: tuple[str, ...
                 try:
                     program = _export_one(meta, _example(spec, input_name, "meta"))
                 except Exception as err:  # noqa: BLE001 - student code
-                    message = explain_export_error(err, files)
+                    message = explain_export_error(err, files, module, spec.inputs[input_name][0])
                     if "mixes devices" in message or "device" in message.lower():
                         description["device_error"] = description["device_error"] or message
                     else:
@@ -335,7 +383,7 @@ def export_network(module: nn.Module, spec: ExportSpec, *, files: tuple[str, ...
                 try:
                     program = _export_one(module, _example(spec, input_name, "cpu"))
                 except Exception as err:  # noqa: BLE001 - student code
-                    description["errors"][key] = explain_export_error(err, files)
+                    description["errors"][key] = explain_export_error(err, files, module, spec.inputs[input_name][0])
                     continue
             try:
                 graph = _graph_json(program, files, device)

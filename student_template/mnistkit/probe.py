@@ -30,6 +30,7 @@ import os
 import re
 import signal
 import sys
+import threading
 import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -147,6 +148,10 @@ class Plan:
 
 
 PLAN_MODULE = "plan.py"
+# The grader lays out several submissions at once, in threads of one process: a plan module is registered in
+# sys.modules under one name per path, and may cache helper modules there (analysis: the kit's runs.py), so
+# two plans must not be loaded at the same time.
+_PLAN_LOCK = threading.Lock()
 
 
 def load_plan(tests_dir: Path, *, seed: int, files: dict, timeout: float | None = None) -> Plan:
@@ -159,11 +164,12 @@ def load_plan(tests_dir: Path, *, seed: int, files: dict, timeout: float | None 
 
     path = Path(tests_dir) / PLAN_MODULE
     name = f"_mnistkit_plan_{abs(hash(str(path)))}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # registered first, as an import would: dataclasses in the plan look it up
-    spec.loader.exec_module(module)
-    plan = module.make_plan(seed, dict(files))
+    with _PLAN_LOCK:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # registered first, as an import would: dataclasses in the plan look it up
+        spec.loader.exec_module(module)
+        plan = module.make_plan(seed, dict(files))
     if timeout is not None:
         plan.timeout = float(timeout)
     return plan

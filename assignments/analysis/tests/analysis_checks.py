@@ -136,19 +136,24 @@ def missing_runs(studies, results, names=None) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------ re-runs
-def rerun_mismatches(row: dict, again: dict) -> list[str]:
-    """How a re-run row differs from the submitted one beyond the tolerances in its parameter count and its
-    training and validation numbers (empty when they match)."""
+TRAINING_NUMBERS = ("train_loss", "train_acc")  # what the training itself measured, epoch by epoch
+EVALUATION_NUMBERS = ("val_loss", "val_acc")  # measured after each epoch, in eval mode, from the trained weights
+
+
+def rerun_mismatches(row: dict, again: dict, names=("train_loss", "val_loss", "train_acc", "val_acc"),
+                     parameters: bool = True) -> list[str]:
+    """How a re-run row differs from the submitted one beyond the tolerances in its parameter count (unless
+    ``parameters`` is false) and in the numbers ``names`` of every epoch (empty when they match)."""
     problems = []
-    if row.get("parameters") != again["parameters"]:
+    if parameters and row.get("parameters") != again["parameters"]:
         problems.append(f"parameters: submitted {row.get('parameters')}, re-run {again['parameters']}")
     for mine, theirs in zip(row["history"], again["history"]):
         epoch = mine["epoch"]
-        for name in ("train_loss", "val_loss"):
-            if not math.isclose(mine[name], theirs[name], rel_tol=RERUN_LOSS_RTOL, abs_tol=1e-6):
-                problems.append(f"epoch {epoch} {name}: submitted {mine[name]:.5f}, re-run {theirs[name]:.5f}")
-        for name in ("train_acc", "val_acc"):
-            if abs(mine[name] - theirs[name]) > RERUN_ACC_ATOL:
+        for name in names:
+            if name.endswith("_loss"):
+                if not math.isclose(mine[name], theirs[name], rel_tol=RERUN_LOSS_RTOL, abs_tol=1e-6):
+                    problems.append(f"epoch {epoch} {name}: submitted {mine[name]:.5f}, re-run {theirs[name]:.5f}")
+            elif abs(mine[name] - theirs[name]) > RERUN_ACC_ATOL:
                 problems.append(f"epoch {epoch} {name}: submitted {mine[name]:.4f}, re-run {theirs[name]:.4f}")
     return problems
 
@@ -175,24 +180,50 @@ def copied_from(row: dict, results: dict) -> str | None:
     return None
 
 
+def duplicated_rows(results: dict) -> list[tuple[dict, dict]]:
+    """``(row, earlier row)`` for every row of ``results`` whose numbers of every epoch are exactly those of an
+    earlier row of another run: two runs never measure the very same numbers, so one of the two was copied."""
+    first: dict = {}
+    pairs = []
+    for row in results.values():
+        numbers = json.dumps(row["history"], sort_keys=True)
+        if numbers in first:
+            pairs.append((row, first[numbers]))
+        else:
+            first[numbers] = row
+    return pairs
+
+
+MAX_COPIES_SHOWN = 5
+
+
 def check_reruns(chosen, results: dict, rerun: Callable) -> None:
     """Fail unless every chosen run, re-trained by ``rerun(config, seed)`` (which returns a results row as
     ``runs.train_run`` does), reproduces its row of ``results`` (the valid rows by run key): the parameter
-    count, the training and validation numbers of every epoch and the test loss and accuracy."""
+    count, the training and validation numbers of every epoch and the test loss and accuracy. Rows that are
+    copies of other rows (:func:`duplicated_rows`) fail it too, whichever runs were chosen."""
     absent = [describe(c, s) for c, s in chosen if kit_runs.run_key(c, s) not in results]
     if absent:
         pytest.fail(f"the honesty check re-trains these runs of grid.toml, and {kit_runs.RESULTS_FILE} does not hold "
                     "them: run `python sweep.py` (it adds the missing runs and resumes where it stopped):\n"
                     + "\n".join(absent), pytrace=False)
-    failures = []  # (kind, text): "edited" (only the test results differ), "copied", "other"
+    failures = []  # (kind, text): "edited" (only what was measured after training differs), "copied", "other"
+    edited = set()  # which results were edited: "validation", "test"
     for config, seed in chosen:
         row = results[kit_runs.run_key(config, seed)]
         again = rerun(config, seed)
-        problems, finals = rerun_mismatches(row, again), final_mismatches(row, again)
-        if not problems and finals:
-            failures.append(("edited", f"run {describe(config, seed)}: only its test results differ "
-                                       f"({'; '.join(finals)})"))
-        elif problems:
+        trained = rerun_mismatches(row, again, TRAINING_NUMBERS)
+        evaluated = rerun_mismatches(row, again, EVALUATION_NUMBERS, parameters=False)
+        finals = final_mismatches(row, again)
+        if not trained and (evaluated or finals):
+            # The same training (every epoch's training loss and accuracy reproduce) gives the same weights, and
+            # so the same validation and test numbers: these were changed after the run.
+            what = [w for w, found in (("validation", evaluated), ("test", finals)) if found]
+            edited.update(what)
+            failures.append(("edited", f"run {describe(config, seed)}: only its {' and '.join(what)} results differ "
+                                       f"({'; '.join((evaluated + finals)[:5])})"))
+        elif trained:
+            problems = rerun_mismatches(row, again)
             copied = copied_from(row, results)
             if copied:
                 problems.insert(0, f"its numbers are those of the row of {copied}")
@@ -202,20 +233,34 @@ def check_reruns(chosen, results: dict, rerun: Callable) -> None:
                                    f"{again['versions']['torch']})")
             failures.append(("copied" if copied else "other",
                              f"run {describe(config, seed)}: " + "; ".join((problems + finals)[:5])))
+    chosen_keys = {kit_runs.run_key(c, s) for c, s in chosen}
+    copies = [(row, earlier) for row, earlier in duplicated_rows(results)
+              if kit_runs.run_key(row["config"], row["seed"]) not in chosen_keys]
+    for row, earlier in copies[:MAX_COPIES_SHOWN]:
+        failures.append(("copied", f"run {describe(row['config'], row['seed'])}: its numbers are those of the row of "
+                                   f"{describe(earlier['config'], earlier['seed'])}, in every epoch"))
+    if len(copies) > MAX_COPIES_SHOWN:
+        failures.append(("copied", f"... and {len(copies) - MAX_COPIES_SHOWN} more rows that copy another row"))
     if not failures:
         return
     kinds = {kind for kind, _ in failures}
     tolerance = (f"tolerance: {RERUN_LOSS_RTOL:.1%} on losses, {100 * RERUN_ACC_ATOL:.1f} points on the training and "
                  f"validation accuracies, {100 * RERUN_TEST_ACC_ATOL:.1f} points on the test accuracy")
-    if kinds == {"edited"}:
+    if kinds == {"edited"} and edited == {"test"}:
         head = ("the test results of rows of results.jsonl were edited by hand: re-trained with the same "
                 "configuration and seed, their training and validation numbers reproduce, but their test loss or "
                 f"accuracy do not ({tolerance}). A row holds what its run measured: delete the edited rows and run "
                 "`python sweep.py`, which runs them again")
+    elif kinds == {"edited"}:
+        what = " and ".join(w for w in ("validation", "test") if w in edited)
+        head = (f"the {what} results of rows of results.jsonl were edited by hand: re-trained with the same "
+                "configuration and seed, their training numbers reproduce (the same training gives the same "
+                f"weights), but their {what} numbers do not ({tolerance}). A row holds what its run measured: delete "
+                "the edited rows and run `python sweep.py`, which runs them again")
     elif kinds == {"copied"}:
-        head = ("rows of results.jsonl hold the numbers of other runs (another seed or configuration): re-trained "
-                f"with their own configuration and seed, they do not reproduce ({tolerance}). Delete them and run "
-                "`python sweep.py`, which runs them again")
+        head = ("rows of results.jsonl hold the numbers of other runs (another seed or configuration): two runs never "
+                "measure the very same numbers, and re-trained with their own configuration and seed such rows do not "
+                f"reproduce ({tolerance}). Delete them and run `python sweep.py`, which runs them again")
     else:
         head = ("re-running rows of results.jsonl with the same configuration and seed did not reproduce them "
                 f"({tolerance}). Rows must come from `python sweep.py` / `python train.py` with the analysis.py you "

@@ -31,6 +31,33 @@ def reference_parameters(depth: int, width: int, batchnorm: bool = False) -> int
     return hidden + NUM_CLASSES * width + NUM_CLASSES + (2 * width * depth if batchnorm else 0)
 
 
+def formula_hint(depth: int, width: int, batchnorm: bool, got: int) -> str:
+    """A hint naming the usual mistake when ``expected_parameters(depth, width, batchnorm)`` returned ``got``
+    (``""`` when it is none of them)."""
+    difference = got - reference_parameters(depth, width, batchnorm)
+    if difference == -(depth * width + NUM_CLASSES):
+        return " (the biases are not counted: every nn.Linear(a, b) has b of them)"
+    if batchnorm and difference == 2 * width * depth:
+        return (" (BatchNorm1d's running mean and variance are buffers, not parameters: it has 2 trainable parameters "
+                "per unit, its weight and bias)")
+    if batchnorm and difference == -2 * width * depth:
+        return " (BatchNorm1d's weight and bias, 2 trainable parameters per unit, are not counted)"
+    if difference == width * width + width:
+        return " (it counts one nn.Linear(width, width) too many: depth hidden layers have depth - 1 of them)"
+    if depth > 1 and difference == -(width * width + width):
+        return " (it counts one nn.Linear(width, width) too few: depth hidden layers have depth - 1 of them)"
+    return ""
+
+
+def pytorch_default(weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
+    """Whether an nn.Linear's weight and bias are as PyTorch initialises them: both uniform within
+    ``+-1/sqrt(fan_in)`` (the weights' standard deviation about a third of that range), the biases not zero."""
+    bound = weight.shape[1] ** -0.5
+    uniform_std = bound / 3**0.5
+    return bool(bias is not None and 0 < bias.abs().max().item() <= bound + 1e-6
+                and weight.abs().max().item() <= bound + 1e-6 and abs(weight.std().item() - uniform_std) < 0.1 * uniform_std)
+
+
 def shown(*args, **kwargs) -> str:
     """``build_mlp(2, 20, 'tanh', batchnorm=True)``'s argument list as text."""
     return ", ".join([*map(repr, args), *(f"{k}={v!r}" for k, v in kwargs.items())])

@@ -4,6 +4,7 @@ The shape table, the layers in order, and the rule of the assignment: no stride 
 The rules read the operations of the exported graph (mnistkit.tracing), so they hold for modules
 (nn.Conv2d, nn.MaxPool2d) and functional calls (F.conv2d, F.max_pool2d) alike.
 """
+from mnistkit import rules
 from mnistkit.layers import Layer
 
 # Per row: label, kind, shape without the batch dimension. A "conv"/"pool"/"linear" row is the output of
@@ -33,50 +34,11 @@ LAYERS = [
 ]
 
 
-def _nonzero(value) -> bool:
-    if isinstance(value, str):
-        return value != "valid"
-    return any(int(v) != 0 for v in (value if isinstance(value, (tuple, list)) else (value,)))
-
-
 def convolution_violations(trace) -> list:
     """Convolutions run with stride, padding or dilation (the rule: none of them; pick kernel sizes instead)."""
-    found = []
-    for op in trace.ops:
-        p, name = op.params, op.name()
-        if op.kind != "conv":
-            continue
-        if op.func != "conv2d":
-            found.append(f"{name} calls {op.func}: use a 2-d convolution (nn.Conv2d or F.conv2d)")
-        if p["stride"] != (1, 1):
-            found.append(f"{name} runs a convolution with stride={p['stride']}: use stride 1")
-        if _nonzero(p["padding"]):
-            found.append(f"{name} runs a convolution with padding={p['padding']!r}: use no padding")
-        if p["dilation"] != (1, 1):
-            found.append(f"{name} runs a convolution with dilation={p['dilation']}: use dilation 1")
-    return found
+    return rules.convolution_violations(trace, padding=False)
 
 
 def pooling_violations(trace) -> list:
     """Poolings that are not plain max-pooling with stride = kernel and no padding, and padding operations."""
-    found = []
-    for op in trace.ops:
-        p, name = op.params, op.name()
-        if op.kind == "pool":
-            if p["adaptive"]:
-                found.append(f"{name} calls {op.func}: use max-pooling with a kernel size you choose")
-                continue
-            if not p["max"]:
-                found.append(f"{name} calls {op.func}: the blocks use max-pooling")
-            if _nonzero(p.get("padding", 0)):
-                found.append(f"{name} pools with padding={p['padding']}: pooling takes no padding")
-            if p.get("stride") != p.get("kernel"):
-                found.append(f"{name} pools with kernel {p.get('kernel')} and stride {p.get('stride')}: leave "
-                             "the stride out (it then equals the kernel size)")
-            if p.get("dilation", (1, 1)) != (1, 1):
-                found.append(f"{name} pools with dilation={p['dilation']}: use dilation 1")
-            if p.get("ceil_mode"):
-                found.append(f"{name} pools with ceil_mode=True, which pads implicitly")
-        elif op.kind == "pad" and _nonzero(p["pad"]):
-            found.append(f"{name} pads the input by {p['pad']}: no padding anywhere")
-    return found
+    return rules.pooling_violations(trace, ceil_mode="which pads implicitly", pad_ops=True)

@@ -36,6 +36,7 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
+import pytest
 import torch
 
 from mnistkit.checks import call_value, fail, numpy_array
@@ -617,6 +618,18 @@ def fold_rows(col: torch.Tensor, input_shape, filter_h, filter_w, stride=1, pad=
     return torch.nn.functional.fold(cols, (height, width), (filter_h, filter_w), padding=pad, stride=stride)
 
 
+def describe_entry(row, column, case):
+    """Which image, output pixel, channel and window offset entry (row, column) of an im2col matrix is."""
+    N, C, H, W, fh, fw, stride, pad = case
+    out_h, out_w = (H + 2 * pad - fh) // stride + 1, (W + 2 * pad - fw) // stride + 1
+    n, pixel = divmod(row, out_h * out_w)
+    i, j = divmod(pixel, out_w)
+    c, offset = divmod(column, fh * fw)
+    y, x = divmod(offset, fw)
+    return (f"row {row}, column {column} is image {n}, output pixel ({i}, {j}), channel {c}, window offset "
+            f"({y}, {x}), so it should equal padded[{n}, {c}, {i * stride + y}, {j * stride + x}]")
+
+
 def shape_text(shape) -> str:
     return str(tuple(int(s) for s in shape))
 
@@ -726,9 +739,110 @@ class Student:
         return value
 
     def array(self, name: str, item: str, step: str, what: str, shape=None, whats: dict | None = None) -> torch.Tensor:
-        """``step`` of ``item`` (a call of the part ``name``): a float64 numpy array of ``shape``, as a tensor."""
+        """``step`` of ``item`` (a call of the part ``name``): a float64 numpy array of ``shape``, as a tensor.
+
+        A failure (the call raised, or returned the wrong shape) also says which rule the part breaks, when
+        the plan's random cases show it (:meth:`hint`): numpy's own shape errors then read as a teaching
+        assistant's remark about the stride or the padding.
+        """
         self.require(name, what)
-        return numpy_array(self.recorded(item, step, {**(whats or {}), step: what}), what, shape)
+        try:
+            return numpy_array(self.recorded(item, step, {**(whats or {}), step: what}), what, shape)
+        except pytest.fail.Exception as err:
+            hint = self.hint(name)
+            if not hint:
+                raise
+            message = f"{err.msg}. {hint}"
+        fail(message)
+
+    # -- which rule a part breaks, from the plan's random cases ----------------------------------------
+    def _outcomes(self, part: str) -> list:
+        """``(case, right)`` for the plan's random cases of ``part`` (``im2col`` or ``col2im``), cached."""
+        cache = self.__dict__.setdefault("_outcome_cache", {})
+        if part in cache:
+            return cache[part]
+        from plan import random_windows
+
+        seed = self.probe.plan.seed
+        found = []
+        if part == "im2col":
+            groups = [("prop", random_windows(seed, "im2col"), "im2col/prop/{}/x")]
+        else:
+            groups = [(name, random_windows(seed, f"col2im-{name}"), f"col2im/{name}/{{}}/col")
+                      for name in ("sums", "adjoint")]
+        try:
+            steps = self.probe.steps(part)
+        except BaseException:  # noqa: BLE001 - pytest.fail when the item failed as a whole: nothing to compare
+            cache[part] = []
+            return []
+        for prefix, cases, key in groups:
+            for i, case in enumerate(cases):
+                N, C, H, W, fh, fw, stride, pad = case
+                value = steps.get(f"{prefix}/{i}")
+                right = False
+                if not isinstance(value, Raised) and getattr(value, "type", "") == "numpy.ndarray":
+                    got = torch.from_numpy(np.array(value.array, dtype=np.float64, copy=True))
+                    given = self.tensor(key.format(i))
+                    expected = (unfold_rows(given, fh, fw, stride, pad) if part == "im2col"
+                                else fold_rows(given, (N, C, H, W), fh, fw, stride, pad))
+                    right = tuple(got.shape) == tuple(expected.shape) and bool(
+                        torch.allclose(got, expected, rtol=1e-8, atol=1e-10))
+                found.append((case, right))
+        cache[part] = found
+        return found
+
+    def diagnosis(self, part: str) -> tuple[str, str] | None:
+        """Which rule ``part`` (``im2col`` or ``col2im``) breaks, when its random cases show it: ``(rule, why)``
+        for a part right for stride 1 and wrong for every larger stride, right without padding and wrong with
+        it, or (col2im) right where windows do not overlap and wrong where they do; else ``None``."""
+        if any(v[0] in ("module", part) for v in self.violations):
+            return None
+        outcomes = self._outcomes(part)
+        wrong = [case for case, right in outcomes if not right]
+        right = [case for case, ok in outcomes if ok]
+        if not wrong or not right:
+            return None
+
+        def only(feature) -> bool:  # every wrong case has the feature, and some right case has not
+            return all(feature(c) for c in wrong) and any(not feature(c) for c in right)
+
+        seen = "in the plan's random cases"
+        if only(lambda c: c[6] > 1):
+            if part == "im2col":
+                return ("the stride", f"{part} is right for stride 1 and wrong for every stride > 1 {seen}. The window "
+                        "of output pixel (i, j) starts at pixel (i*stride, j*stride) of the padded image, and there "
+                        "are out_h = (H + 2*pad - filter_h)//stride + 1 such windows down (out_w across)")
+            return ("the stride", f"{part} is right for stride 1 and wrong for every stride > 1 {seen}. Entry (y, x) "
+                    "of the window of output pixel (i, j) goes back onto pixel (i*stride + y, j*stride + x) of the "
+                    "padded image: the slice y:y + stride*out_h:stride, and x:x + stride*out_w:stride")
+        if only(lambda c: c[7] > 0):
+            if part == "im2col":
+                return ("the padding", f"{part} is right without padding and wrong for every pad > 0 {seen}. Add pad "
+                        "zeros on each side of the height and of the width only (for an (N, C, H, W) array, np.pad "
+                        "with [(0, 0), (0, 0), (pad, pad), (pad, pad)])")
+            return ("the padding", f"{part} is right without padding and wrong for every pad > 0 {seen}. Add the "
+                    "entries onto the padded image, then drop pad rows and columns on each side "
+                    "(img[..., pad:H + pad, pad:W + pad])")
+        if part == "col2im" and only(lambda c: c[6] < c[4] or c[6] < c[5]):
+            return ("= instead of +=", f"{part} is right where the windows do not overlap and wrong where they do "
+                    f"(stride < window) {seen}, so entries overwrite each other. Add them (+=, not =): a pixel "
+                    "in several windows gets the sum")
+        return None
+
+    def hint(self, name: str) -> str:
+        """For a failure of the call ``name`` (a key of USES): which rule its im2col or col2im breaks, or ``""``."""
+        notes = []
+        for part in ("im2col", "col2im"):
+            if part not in USES[name]:
+                continue
+            found = self.diagnosis(part)
+            if found and name == part:
+                return f"{found[0][0].upper()}{found[0][1:]} is the mistake: {found[1]}"
+            if found:
+                notes.append(f"The mistake is in {part}, which {name} calls, and it is {found[0]}: {found[1]}")
+            elif name != part and any(not ok for _, ok in self._outcomes(part)):
+                notes.append(f"{part}, which {name} calls, fails its own tests: fix it first")
+        return ". ".join(notes)
 
     def gradient(self, item: str, attribute: str, step: str, shape, whats: dict) -> torch.Tensor:
         """``self.dW`` or ``self.db`` of a layer (step ``step`` of ``item``), as set by ``backward``."""

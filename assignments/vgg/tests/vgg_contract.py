@@ -4,6 +4,7 @@ The rows of the shape table, the layers in order, and the rules: 3x3 convolution
 max-pooling without padding. The rules read the operations of the exported graph (mnistkit.tracing), so
 they hold for modules and functional calls alike.
 """
+from mnistkit import rules
 from mnistkit.checks import call_value, fail
 from mnistkit.layers import Layer
 from mnistkit.tracing import fmt
@@ -55,42 +56,12 @@ def make_table(shapes) -> list:
 
 def convolution_violations(trace) -> list:
     """Convolutions forward() runs that are not 3x3 with stride 1 and no dilation."""
-    found = []
-    for op in trace.ops:
-        p, name = op.params, op.name()
-        if op.kind == "conv":
-            if op.func != "conv2d":
-                found.append(f"{name} calls {op.func}: use a 2-d convolution (nn.Conv2d or F.conv2d)")
-            if p["kernel"] != (3, 3):
-                found.append(f"{name} runs a convolution with kernel {p['kernel']}: every convolution is 3x3")
-            if p["stride"] != (1, 1):
-                found.append(f"{name} runs a convolution with stride={p['stride']}: use stride 1")
-            if p["dilation"] != (1, 1):
-                found.append(f"{name} runs a convolution with dilation={p['dilation']}: use dilation 1")
-    return found
+    return rules.convolution_violations(trace, kernel=(3, 3))
 
 
 def pooling_violations(trace) -> list:
     """Poolings forward() runs that are not 2x2 max-pooling with stride 2 and no padding."""
-    found = []
-    for op in trace.ops:
-        p, name = op.params, op.name()
-        if op.kind == "pool":
-            if p["adaptive"]:
-                found.append(f"{name} calls {op.func}: use max-pooling with kernel 2")
-                continue
-            if not p["max"]:
-                found.append(f"{name} calls {op.func}: the blocks use max-pooling")
-            if p.get("kernel") != (2, 2) or p.get("stride") != (2, 2):
-                found.append(f"{name} pools with kernel {p.get('kernel')} and stride {p.get('stride')}: use kernel 2 "
-                             "and stride 2")
-            if p.get("padding", (0, 0)) != (0, 0):
-                found.append(f"{name} pools with padding={p['padding']}: pooling takes no padding")
-            if p.get("dilation", (1, 1)) != (1, 1):
-                found.append(f"{name} pools with dilation={p['dilation']}: use dilation 1")
-            if p.get("ceil_mode"):
-                found.append(f"{name} pools with ceil_mode=True: the table's pooling rounds down (5 -> 2)")
-    return found
+    return rules.pooling_violations(trace, kernel=(2, 2), ceil_mode="the table's pooling rounds down (5 -> 2)")
 
 
 def forward_violations(trace) -> list:

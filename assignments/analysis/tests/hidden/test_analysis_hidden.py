@@ -6,8 +6,8 @@ import analysis_checks as checks
 import plan
 import runs as kit_runs
 from analysis_contract import (
-    expect_value_error, layers, linear_layers, module_names, modules_hint, number_of, reference_parameters,
-    reused_activation, tensor_of, torch_nn_step, value_of,
+    expect_value_error, formula_hint, layers, linear_layers, module_names, modules_hint, number_of, pytorch_default,
+    reference_parameters, reused_activation, tensor_of, torch_nn_step, value_of,
 )
 from mnistkit.checks import assert_device_follows_input, assert_runs_on, count_parameters, fail, run
 from mnistkit.layers import layer_problems
@@ -32,7 +32,8 @@ def test_build_mlp_parameter_count_formula(probe, mlp, plan_seed):
         call = f"expected_parameters({depth}, {width}, batchnorm={batchnorm})"
         formula = number_of(formulas.get(f"count/{index}"), call)
         if formula != expected:
-            fail(f"{call} returned {formula}, but such a network has {expected:,} trainable parameters")
+            fail(f"{call} returned {formula:,}, but such a network has {expected:,} trainable parameters"
+                 + formula_hint(depth, width, batchnorm, formula))
         got = count_parameters(mlp(f"count/{index}"))
         if got != expected:
             fail(f"build_mlp({depth}, {width}, 'relu', batchnorm={batchnorm}) has {got:,} trainable parameters, "
@@ -173,13 +174,19 @@ def test_init_weights_every_linear_layer(probe, init):
     value_of(steps.get("returned"), what)
     if value_of(steps.get("returned_identity"), what) != value_of(steps.get("model_identity"), what):
         fail(f"init_weights(model, {init!r}) must return the model it was given")
+    places = {"w1": "the model's first layer", "w2": "inside the nested nn.Sequential"}
     for weight, bias, (fan_in, fan_out) in (("w1", "b1", (300, 400)), ("w2", "b2", (400, 30))):
         w, b = tensor_of(steps.get(weight), f"{what}: the weight"), tensor_of(steps.get(bias), f"{what}: the bias")
+        layer = f"nn.Linear({fan_in}, {fan_out})"
+        if pytorch_default(w, b):
+            fail(f"init_weights(model, {init!r}) left {layer} ({places[weight]}) as PyTorch initialised it: "
+                 "re-initialise every nn.Linear of model.modules(), nested ones and the last one included")
         expected = {"normal": 0.02, "xavier": (2 / (fan_in + fan_out)) ** 0.5, "he": (2 / fan_in) ** 0.5}[init]
         std = w.std().item()
-        if abs(std - expected) > 0.06 * expected or b.abs().max() != 0:
-            fail(f"init_weights(model, {init!r}) on nn.Linear({fan_in}, {fan_out}): expected weight std "
-                 f"{expected:.4f} and zero biases, got std {std:.4f} and biases up to {b.abs().max():.4f}")
+        if abs(std - expected) > 0.06 * expected:
+            fail(f"init_weights(model, {init!r}) on {layer}: expected weight std {expected:.4f}, got {std:.4f}")
+        if b.abs().max() != 0:
+            fail(f"init_weights(model, {init!r}) on {layer}: biases must be 0, got values up to {b.abs().max():.4f}")
     bn_weight = tensor_of(steps.get("bn_weight"), f"{what}: the BatchNorm1d weight")
     bn_bias = tensor_of(steps.get("bn_bias"), f"{what}: the BatchNorm1d bias")
     if not (torch.all(bn_weight == 2.0) and torch.all(bn_bias == 0.5)):

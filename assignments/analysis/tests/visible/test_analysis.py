@@ -15,8 +15,8 @@ import analysis_checks as checks
 import plots as kit_plots
 import runs as kit_runs
 from analysis_contract import (
-    FUNCTIONS, MODULES, expect_value_error, layers, linear_layers, module_names, modules_hint, number_of, root_type,
-    train_probe_network,
+    FUNCTIONS, MODULES, expect_value_error, formula_hint, layers, linear_layers, module_names, modules_hint, number_of,
+    pytorch_default, reference_parameters, root_type, train_probe_network,
 )
 from mnistkit.checks import (
     assert_device_follows_input,
@@ -27,12 +27,15 @@ from mnistkit.checks import (
     assert_parameter_count,
     assert_runs_on,
     assert_shape,
+    count_parameters,
     fail,
     run,
 )
 from mnistkit.layers import layer_problems, token
 from mnistkit.tracing import trace_forward
 
+NORMAL_INITS = {"normal": "nn.init.normal_", "he": "nn.init.kaiming_normal_"}  # the schemes that draw normally
+UNIFORM_LIMIT = 2.5  # standard deviations some of the weights of a normal draw exceed (a uniform one: sqrt(3))
 ACTIVATION_INPUT = torch.tensor([[-3.0, -0.5, 0.0, 0.5, 3.0], [-100.0, -1e-3, 1e-3, 2.0, 100.0]])
 
 
@@ -105,16 +108,21 @@ def test_expected_parameters_example(probe, mlp):
     """expected_parameters(2, 50) is 42,310 and build_mlp(2, 50, ...) has that many parameters."""
     got = number_of(probe.steps("expected_parameters").get("2x50"), "expected_parameters(2, 50)")
     if got != 42_310:
-        fail(f"expected_parameters(2, 50): expected 42,310 (784 -> 50 -> 50 -> 10 with biases), got {got}")
+        fail(f"expected_parameters(2, 50): expected 42,310 (784 -> 50 -> 50 -> 10 with biases), got {got:,}"
+             + formula_hint(2, 50, False, got))
     assert_parameter_count(mlp("mlp/2x50-relu"), 42_310, "Layers: 784 -> 50 -> 50 -> 10, each with a bias.")
 
 
 @pytest.mark.points(1)
 def test_build_mlp_parameters_match_formula(probe, mlp):
     """build_mlp(3, 20, batchnorm=True) has expected_parameters(3, 20, batchnorm=True) parameters."""
-    expected = number_of(probe.steps("expected_parameters").get("3x20-bn"), "expected_parameters(3, 20, batchnorm=True)")
-    assert_parameter_count(mlp("params/3x20-relu-bn"), expected,
-                           "build_mlp(3, 20, 'relu', batchnorm=True) and expected_parameters disagree.")
+    call = "expected_parameters(3, 20, batchnorm=True)"
+    expected = number_of(probe.steps("expected_parameters").get("3x20-bn"), call)
+    net, actual = mlp("params/3x20-relu-bn"), reference_parameters(3, 20, True)
+    if expected != actual and count_parameters(net) == actual:  # the network is right: the formula is not
+        fail(f"{call} returned {expected:,}, but build_mlp(3, 20, 'relu', batchnorm=True) has {actual:,} trainable "
+             f"parameters, as such a network must{formula_hint(3, 20, True, expected)}")
+    assert_parameter_count(net, expected, "build_mlp(3, 20, 'relu', batchnorm=True) and expected_parameters disagree.")
 
 
 @pytest.mark.points(2)
@@ -133,6 +141,10 @@ def test_init_weights_statistics(mlp, init):
     what = f"build_mlp(2, 256, 'relu', init={init!r})"
     for _, w, bias in linear_layers(mlp(f"init/{init}"), what)[:2]:
         fan_out, fan_in = w.shape
+        if pytorch_default(w, bias):
+            fail(f"init={init!r}: nn.Linear({fan_in}, {fan_out}) keeps PyTorch's default initialisation (uniform "
+                 f"weights and biases within +-{fan_in ** -0.5:.4f}): init_weights must re-initialise every nn.Linear "
+                 "of the model")
         bound = (6 / (fan_in + fan_out)) ** 0.5  # Xavier's uniform range
         expected_std = {"normal": 0.02, "xavier": bound / 3**0.5, "he": (2 / fan_in) ** 0.5}[init]
         if init == "xavier" and w.abs().max() > bound + 1e-6:
@@ -141,6 +153,12 @@ def test_init_weights_statistics(mlp, init):
         if abs(w.std().item() - expected_std) > 0.05 * expected_std or abs(w.mean().item()) > 0.1 * expected_std:
             fail(f"init={init!r}: weights of nn.Linear({fan_in}, {fan_out}) should have mean 0 and std "
                  f"{expected_std:.4f}, got mean {w.mean():.4f} and std {w.std():.4f}")
+        largest = w.abs().max().item()
+        if init in NORMAL_INITS and largest < UNIFORM_LIMIT * expected_std:
+            # Uniform draws stay within sqrt(3) standard deviations; thousands of normal ones never all do.
+            fail(f"init={init!r}: the weights of nn.Linear({fan_in}, {fan_out}) all lie within +-{largest:.4f} "
+                 f"({largest / expected_std:.2f} standard deviations), as uniform draws do: {init!r} draws them from a "
+                 f"normal distribution ({NORMAL_INITS[init]})")
         if bias is not None and bias.abs().max() != 0:
             fail(f"init={init!r}: biases must be 0, got values up to {bias.abs().max():.4f}")
 

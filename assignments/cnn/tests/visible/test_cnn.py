@@ -21,11 +21,11 @@ from mnistkit.checks import (
     fail,
     judge_explained,
     run,
+    trained_predictions,
     without_final_softmax,
 )
 from mnistkit.graph import reinitialise
 from mnistkit.tracing import row_failure, table_rows
-from mnistkit.train import fit, predict
 
 
 @pytest.mark.points(1)
@@ -119,5 +119,5 @@ def test_net_trained_accuracy(make_net, mnist_train, judged_images, grading_budg
     net = without_final_softmax(net)  # its final (log-)softmax is judged by test_net_outputs_log_probabilities
     reinitialise(net, seed=0)
     images, labels = mnist_train
-    fit(net, images, labels, budget=grading_budget, seed=0, progress=True)
-    judge_explained(judge, predict(net, judged_images), net)
+    predictions = trained_predictions(net, images, labels, judged_images, budget=grading_budget, seed=0)
+    judge_explained(judge, predictions, net)

@@ -8,7 +8,7 @@ before the zip is made.
 import pytest
 import torch
 
-from im2col_contract import COURSE_COL, COURSE_OUTPUT, call_text, fold_rows, im2col_text, unfold_rows
+from im2col_contract import COURSE_COL, COURSE_OUTPUT, call_text, describe_entry, fold_rows, im2col_text, unfold_rows
 from mnistkit.checks import assert_close, fail
 from plan import (
     CASE_FILTERS, CASES, EDGE_CASES, GRADCHECK, INVALID_COL2IM, INVALID_CONV, INVALID_CONV_W, INVALID_IM2COL,
@@ -30,8 +30,9 @@ def test_im2col_matches_unfold_property(student, plan_seed):
         wrong = torch.nonzero(col != unfold_rows(x, fh, fw, stride, pad))
         if len(wrong):
             row, column = (int(v) for v in wrong[0])
-            fail(f"im2col({call_text(case)}): {len(wrong)} entries differ from the documented layout, the first at "
-                 f"row {row}, column {column}")
+            hint = student.hint("im2col")
+            fail(f"im2col({call_text(case)}): {len(wrong)} entries differ from the documented layout; the first, "
+                 f"{describe_entry(row, column, case)}" + (f". {hint}" if hint else ""))
 
 
 @pytest.mark.points(1)
@@ -46,8 +47,9 @@ def test_im2col_worked_example_prepadded(student):
     """The course's 5x5 zero-padded array with pad=0 gives the same 9x9 matrix as the 3x3 image with pad=1."""
     col = student.im2col("prepadded", (1, 1, 5, 5, 3, 3, 1, 0))
     if not torch.equal(col, torch.tensor(COURSE_COL, dtype=torch.float64)):
+        hint = student.hint("im2col")
         fail("im2col of the course's 5x5 padded array (pad=0, 3x3 window): the rows differ from the course's matrix "
-             "(the same as for the 3x3 image with pad=1)")
+             "(the same as for the 3x3 image with pad=1)" + (f". {hint}" if hint else ""))
 
 
 @pytest.mark.points(2)
@@ -62,13 +64,15 @@ def test_col2im_is_adjoint_property(student, randn, plan_seed):
         left, right = float((cols * y).sum()), float((x * back).sum())
         if abs(left - right) > 1e-10 * float(cols.norm() * y.norm()):
             fail(f"col2im({call_text(case)}) is not the adjoint of im2col: <im2col(x), y> = {left:.6f} but "
-                 f"<x, col2im(y)> = {right:.6f}")
+                 f"<x, col2im(y)> = {right:.6f}. " + (student.hint("col2im") or (
+                     "Every entry must be added to the pixel im2col copied it from (+=, not =)")))
 
 
 @pytest.mark.points(2)
 def test_col2im_sums_overlaps_property(student, plan_seed):
     """For random shapes, col2im adds every entry onto its pixel: overlapping windows sum (torch's fold)."""
-    hint = "where windows overlap (stride < window), a pixel gets the sum of all its entries (+=, not =)"
+    hint = student.hint("col2im") or (
+        "where windows overlap (stride < window), a pixel gets the sum of all its entries (+=, not =)")
     for i, case in enumerate(random_windows(plan_seed, "col2im-sums")):
         N, C, H, W, fh, fw, stride, pad = case
         y = student.tensor(f"col2im/sums/{i}/col")
@@ -94,7 +98,8 @@ def test_convolution_forward_property(student, plan_seed):
         x, Wt, b = conv_tensors(student, where)
         out = student.conv_forward(where, case, FN)
         expected = torch.nn.functional.conv2d(x, Wt, b, stride=stride, padding=pad)
-        assert_close(out, expected, f"Convolution.forward({call_text(case)}, {FN} filters)")
+        assert_close(out, expected, f"Convolution.forward({call_text(case)}, {FN} filters)",
+                     hint=student.hint("Convolution.forward"))
 
 
 @pytest.mark.points(3)
@@ -110,9 +115,10 @@ def test_convolution_backward_property(student, plan_seed):
         xr, Wr, br = (t.clone().requires_grad_() for t in (x, Wt, b))
         torch.nn.functional.conv2d(xr, Wr, br, stride=stride, padding=pad).backward(dout)
         what = f"Convolution.backward({call_text(case)}, {FN} filters):"
-        assert_close(dx, xr.grad, f"{what} dx")
-        assert_close(dW, Wr.grad, f"{what} dW")
-        assert_close(db, br.grad, f"{what} db")
+        hint = student.hint("Convolution.backward")
+        assert_close(dx, xr.grad, f"{what} dx", hint=hint)
+        assert_close(dW, Wr.grad, f"{what} dW", hint=hint)
+        assert_close(db, br.grad, f"{what} db", hint=hint)
 
 
 @pytest.mark.points(2)
@@ -132,6 +138,8 @@ def test_convolution_backward_gradient_check(student):
         return float((torch.nn.functional.conv2d(x, Wt, b, stride=stride, padding=pad) * G).sum())
 
     eps = 1e-6
+    hint = student.hint("Convolution.backward")
+    hinted = f". {hint}" if hint else ""
     for name, position in [("dx", 0), ("dW", 1), ("db", 2)]:
         numeric = torch.zeros_like(analytic[name])
         for k in range(numeric.numel()):
@@ -143,7 +151,7 @@ def test_convolution_backward_gradient_check(student):
         if not error < 1e-6:
             fail(f"Convolution(stride={stride}, pad={pad}).backward on x of shape {(N, C, H, W)}: {name} differs from "
                  f"the centered difference (loss(p + eps) - loss(p - eps)) / (2 eps) of loss = sum(conv2d(x, W, b) * "
-                 f"dout) by a relative {error:.1e}")
+                 f"dout) by a relative {error:.1e}" + hinted)
 
 
 @pytest.mark.points(1)
@@ -151,7 +159,9 @@ def test_convolution_worked_example_prepadded(student):
     """Convolution with pad=0 on the course's 5x5 padded array gives the worked example's output."""
     out = student.conv_forward(site("prepadded/conv"), (1, 1, 5, 5, 3, 3, 1, 0), 1)
     if not torch.allclose(out[0, 0], torch.tensor(COURSE_OUTPUT, dtype=torch.float64), rtol=0, atol=1e-12):
-        fail(f"Convolution(pad=0).forward on the 5x5 padded array: expected {COURSE_OUTPUT}, got {out[0, 0].tolist()}")
+        hint = student.hint("Convolution.forward")
+        fail(f"Convolution(pad=0).forward on the 5x5 padded array: expected {COURSE_OUTPUT}, got {out[0, 0].tolist()}"
+             + (f". {hint}" if hint else ""))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -243,7 +253,7 @@ def test_pooling_forward_property(student, plan_seed):
         expected = torch.nn.functional.max_pool2d(x, (ph, pw), stride)
         out = student.pool_forward(where, ph, pw, stride)
         assert_close(out, expected, f"Pooling({ph}, {pw}, stride={stride}).forward(x of shape {(N, C, H, W)})",
-                     rtol=1e-12)
+                     rtol=1e-12, hint=student.hint("Pooling.forward"))
 
 
 @pytest.mark.bonus
@@ -257,7 +267,9 @@ def test_pooling_backward_property(student, plan_seed):
         xr = x.clone().requires_grad_()
         torch.nn.functional.max_pool2d(xr, (ph, pw), stride).backward(dout)
         assert_close(dx, xr.grad, f"Pooling({ph}, {pw}, stride={stride}).backward on x of shape {(N, C, H, W)}",
-                     rtol=1e-12)
+                     rtol=1e-12, hint=student.hint("Pooling.backward") or (
+                         "dx is each gradient of dout put at the maximum of its window (the first one if several are "
+                         "equal), and overlapping windows add theirs"))
 
 
 @pytest.mark.bonus

@@ -8,21 +8,18 @@ numpy only, loops over the filter window only, and returns float64 numpy arrays.
 import pytest
 import torch
 
-from im2col_contract import COURSE_COL, COURSE_OUTPUT, im2col_text, unfold_rows
+from im2col_contract import COURSE_COL, COURSE_OUTPUT, describe_entry, im2col_text, unfold_rows
 from mnistkit.checks import assert_close, fail
 from plan import CASE_FILTERS, CASES, INVALID_IM2COL, POOL_CASES, site
 
+POOL_BACKWARD = ("dx is each gradient of dout put at the maximum of its window (the first one if several are equal), "
+                 "and overlapping windows add theirs")
 
-def describe_entry(row, column, case):
-    """Which image, output pixel, channel and window offset entry (row, column) of an im2col matrix is."""
-    N, C, H, W, fh, fw, stride, pad = case
-    out_h, out_w = (H + 2 * pad - fh) // stride + 1, (W + 2 * pad - fw) // stride + 1
-    n, pixel = divmod(row, out_h * out_w)
-    i, j = divmod(pixel, out_w)
-    c, offset = divmod(column, fh * fw)
-    y, x = divmod(offset, fw)
-    return (f"row {row}, column {column} is image {n}, output pixel ({i}, {j}), channel {c}, window offset "
-            f"({y}, {x}), so it should equal padded[{n}, {c}, {i * stride + y}, {j * stride + x}]")
+
+def hinted(student, name: str) -> str:
+    """``". <which rule name's im2col or col2im breaks>"``, or ``""`` (im2col_contract.Student.hint)."""
+    hint = student.hint(name)
+    return f". {hint}" if hint else ""
 
 
 @pytest.mark.points(2)
@@ -33,7 +30,7 @@ def test_im2col_worked_example(student):
     for row in range(9):
         if not torch.equal(col[row], expected[row]):
             fail(f"im2col of the worked example: row {row} (the window at output pixel ({row // 3}, {row % 3})) "
-                 f"should be {expected[row].tolist()}, got {col[row].tolist()}")
+                 f"should be {expected[row].tolist()}, got {col[row].tolist()}" + hinted(student, "im2col"))
 
 
 @pytest.mark.points(2)
@@ -41,7 +38,8 @@ def test_convolution_worked_example(student):
     """Convolution with the anti-diagonal filter on the worked example gives [[1, 6, 8], [6, 15, 14], [12, 14, 9]]."""
     out = student.conv_forward(site("worked/conv"), (1, 1, 3, 3, 3, 3, 1, 1), 1)
     if not torch.allclose(out[0, 0], torch.tensor(COURSE_OUTPUT, dtype=torch.float64), rtol=0, atol=1e-12):
-        fail(f"Convolution.forward on the worked example: expected {COURSE_OUTPUT}, got {out[0, 0].tolist()}")
+        fail(f"Convolution.forward on the worked example: expected {COURSE_OUTPUT}, got {out[0, 0].tolist()}"
+             + hinted(student, "Convolution.forward"))
 
 
 @pytest.mark.points(1)
@@ -62,7 +60,7 @@ def test_im2col_matches_documented_layout(student):
         if len(wrong):
             row, column = (int(v) for v in wrong[0])
             fail(f"im2col(x of shape {tuple(x.shape)}, {fh}, {fw}, stride={stride}, pad={pad}): {len(wrong)} wrong "
-                 f"entries; the first, {describe_entry(row, column, case)}")
+                 f"entries; the first, {describe_entry(row, column, case)}" + hinted(student, "im2col"))
 
 
 @pytest.mark.points(2)
@@ -77,8 +75,9 @@ def test_col2im_is_adjoint_of_im2col(student, randn):
         left, right = float((cols * y).sum()), float((x * back).sum())
         if abs(left - right) > 1e-10 * float(cols.norm() * y.norm()):
             fail(f"col2im(y, {(N, C, H, W)}, {fh}, {fw}, stride={stride}, pad={pad}) is not the adjoint of im2col: "
-                 f"<im2col(x), y> = {left:.6f} but <x, col2im(y)> = {right:.6f}. Every entry of y must be added to "
-                 "the pixel im2col copied it from; pixels in several windows get the sum (+=, not =)")
+                 f"<im2col(x), y> = {left:.6f} but <x, col2im(y)> = {right:.6f}. " + (student.hint("col2im") or (
+                     "Every entry of y must be added to the pixel im2col copied it from; pixels in several windows "
+                     "get the sum (+=, not =)")))
 
 
 @pytest.mark.points(2)
@@ -93,7 +92,7 @@ def test_convolution_forward_matches_conv2d(student):
         what = (f"Convolution(W of shape {tuple(Wt.shape)}, stride={stride}, pad={pad})"
                 f".forward(x of shape {(N, C, H, W)})")
         hint = "out[n, f, i, j] = b[f] + sum of W[f] times the window at (i, j), without flipping the filter"
-        assert_close(out, expected, what, hint=hint)
+        assert_close(out, expected, what, hint=student.hint("Convolution.forward") or hint)
 
 
 @pytest.mark.points(3)
@@ -107,9 +106,10 @@ def test_convolution_backward_matches_autograd(student):
         xr, Wr, br = (t.clone().requires_grad_() for t in (x, Wt, b))
         torch.nn.functional.conv2d(xr, Wr, br, stride=stride, padding=pad).backward(dout)
         what = f"Convolution(stride={stride}, pad={pad}) on x of shape {tuple(x.shape)}, W of shape {tuple(Wt.shape)}:"
-        assert_close(dx, xr.grad, f"{what} dx", hint="dx = col2im(dout_rows @ col_W.T, ...)")
-        assert_close(dW, Wr.grad, f"{what} dW", hint="dW = (col.T @ dout_rows).T reshaped to (FN, C, FH, FW)")
-        assert_close(db, br.grad, f"{what} db", hint="db = dout summed over images and output pixels")
+        hint = student.hint("Convolution.backward")
+        assert_close(dx, xr.grad, f"{what} dx", hint=hint or "dx = col2im(dout_rows @ col_W.T, ...)")
+        assert_close(dW, Wr.grad, f"{what} dW", hint=hint or "dW = (col.T @ dout_rows).T reshaped to (FN, C, FH, FW)")
+        assert_close(db, br.grad, f"{what} db", hint=hint or "db = dout summed over images and output pixels")
 
 
 @pytest.mark.points(1)
@@ -136,7 +136,8 @@ def test_pooling_forward_matches_max_pool2d(student):
         x = student.tensor(f"pool{k}/forward/x")
         out = student.pool_forward(site(f"pool{k}/forward"), pool, pool, stride)
         expected = torch.nn.functional.max_pool2d(x, pool, stride)
-        assert_close(out, expected, f"Pooling({pool}, {pool}, stride={stride}).forward(x of shape {shape})", rtol=1e-12)
+        assert_close(out, expected, f"Pooling({pool}, {pool}, stride={stride}).forward(x of shape {shape})", rtol=1e-12,
+                     hint=student.hint("Pooling.forward"))
 
 
 @pytest.mark.bonus
@@ -150,4 +151,4 @@ def test_pooling_backward_matches_autograd(student):
         xr = x.clone().requires_grad_()
         torch.nn.functional.max_pool2d(xr, pool, stride).backward(dout)
         assert_close(dx, xr.grad, f"Pooling({pool}, {pool}, stride={stride}).backward on x of shape {shape}",
-                     rtol=1e-12, hint="overlapping windows add their gradients")
+                     rtol=1e-12, hint=student.hint("Pooling.backward") or POOL_BACKWARD)

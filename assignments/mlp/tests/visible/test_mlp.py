@@ -22,12 +22,13 @@ from mnistkit.checks import (
     inline_layers,
     judge_explained,
     run,
+    trained_predictions,
     without_final_softmax,
 )
 from mnistkit.graph import reinitialise
 from mnistkit.layers import layer_problems
 from mnistkit.tracing import trace_forward
-from mnistkit.train import fit, predict
+from mnistkit.train import predict
 from mlp_contract import LAYERS, PARAMETERS
 
 
@@ -112,8 +113,8 @@ def test_net_trained_accuracy(make_net, mnist_train, judged_images, grading_budg
     net = without_final_softmax(net)  # its final (log-)softmax is judged by test_net_outputs_log_probabilities
     reinitialise(net, seed=0)
     images, labels = mnist_train
-    fit(net, images, labels, budget=grading_budget, seed=0, progress=True)
-    judge_explained(judge, predict(net, judged_images), net)
+    predictions = trained_predictions(net, images, labels, judged_images, budget=grading_budget, seed=0)
+    judge_explained(judge, predictions, net)
 
 
 @pytest.mark.points(3)

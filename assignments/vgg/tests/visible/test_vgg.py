@@ -20,11 +20,11 @@ from mnistkit.checks import (
     fail,
     judge_explained,
     run,
+    trained_predictions,
     without_final_softmax,
 )
 from mnistkit.graph import reinitialise
 from mnistkit.tracing import fmt, row_failure, table_rows
-from mnistkit.train import fit, predict
 from plan import EXAMPLES
 from vgg_contract import (
     KNOWN_ROWS, PARAMETERS, ROW_NAMES, convolution_violations, make_table, out_size_value, pooling_violations,
@@ -106,7 +106,8 @@ def test_net_parameter_count(make_net):
         make_net(), PARAMETERS,
         "Expected: 9,219,328 in the eight nn.Conv2d(kernel_size=3) with biases (1->64, 64->128, 128->256, "
         "256->256, 256->512, 512->512, 512->512, 512->512), 5,504 in their nn.BatchNorm2d, 62,410 in "
-        "Linear(512, 100), Linear(100, 100), Linear(100, 10). Padding does not change the count.")
+        "Linear(512, 100), Linear(100, 100), Linear(100, 10). Padding does not change the count; a wrong count "
+        "usually means a missing BatchNorm or a wrong channel count.")
 
 
 @pytest.mark.points(1)
@@ -162,8 +163,8 @@ def test_net_trained_accuracy(make_net, mnist_train, judged_images, grading_budg
     net = without_final_softmax(net)  # its final (log-)softmax is judged by test_net_outputs_log_probabilities
     reinitialise(net, seed=0)
     images, labels = mnist_train
-    fit(net, images, labels, budget=grading_budget, seed=0, progress=True)
-    judge_explained(judge, predict(net, judged_images, batch_size=100), net)
+    predictions = trained_predictions(net, images, labels, judged_images, budget=grading_budget, seed=0, batch_size=100)
+    judge_explained(judge, predictions, net)
 
 
 @pytest.mark.gpu
@@ -177,5 +178,5 @@ def test_net_trained_accuracy_full_data_on_gpu(make_net, mnist_train, judged_ima
     net = without_final_softmax(net)
     reinitialise(net, seed=0)
     images, labels = mnist_train
-    fit(net, images, labels, budget=grading_budget, seed=0, device="cuda", progress=True)
-    judge_explained(judge, predict(net, judged_images, device="cuda"), net)
+    predictions = trained_predictions(net, images, labels, judged_images, budget=grading_budget, seed=0, device="cuda")
+    judge_explained(judge, predictions, net)
