@@ -11,6 +11,9 @@
   (wall time, the probe's and the judge's seconds, peak memory of the whole process tree: the sum
   of the processes' proportional set sizes, sampled every 50 ms), and again
   lean with one torch thread, as Gradescope's small containers need it.
+* gradescope: each reference graded lean inside a container with Gradescope's default limits (768 MB
+  without swap, half a CPU: bench/container.py, cgroups, as root), and in larger ones where it does not
+  fit; the score, wall time, the peak memory the kernel charged and OOM kills.
 * throughput: 20 copies of the MLP reference submission graded with -j 1 and with -j 2, and the same
   batch of 4 graded in the strongest sandbox and with none (--unsafe): the sandbox's
   overhead per submission.
@@ -28,6 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "solutions" / "mlp"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 
 CHECKS_PER_EPOCH = 4  # both ways are judged on the test set every quarter epoch (judging time excluded)
@@ -150,9 +154,16 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
-def _timed(command: list[str], env: dict) -> tuple[float, int]:
-    """Wall seconds and peak resident memory of the whole process tree of ``command`` (sampled every 50 ms)."""
-    start = time.perf_counter()
+def _timed(command: list[str], env: dict) -> tuple[float, int, float]:
+    """Wall seconds, peak memory (:func:`_tree_rss`, sampled every 50 ms) and CPU seconds (user + system)
+    of the whole process tree of ``command``."""
+    import resource
+
+    def cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    start, cpu_start = time.perf_counter(), cpu()
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     peak = 0
     while process.poll() is None:
@@ -160,7 +171,31 @@ def _timed(command: list[str], env: dict) -> tuple[float, int]:
         time.sleep(0.05)
     if process.returncode != 0:
         raise RuntimeError(f"{command} failed with exit code {process.returncode}")
-    return time.perf_counter() - start, peak
+    return time.perf_counter() - start, peak, cpu() - cpu_start
+
+
+def _references(names: list[str], tmp_path: Path, data_dir: str):
+    """``(name, zip)`` of a reference submission per assignment, built as a student builds theirs."""
+    from autograder.assign import release_assignment
+    from autograder.assign.submission import build_submission
+    from autograder.config import load_assignment
+
+    for name in names:
+        config = load_assignment(name)
+        handout = release_assignment(config, out_dir=tmp_path / "dist")
+        yield name, build_submission(config, handout, tmp_path / "subs" / f"{name}.zip", kind="reference",
+                                     data_dir=data_dir)
+
+
+def _grade_command(submission: Path, out: Path, name: str, data_dir: str, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "autograder", "grade", str(submission), "--out", str(out), "--data-dir", data_dir,
+            "--assignment", name, *extra]
+
+
+def _assignments(args: argparse.Namespace) -> list[str]:
+    from autograder.config import list_assignments
+
+    return args.assignments.split(",") if args.assignments else list_assignments()
 
 
 def bench_grading(args: argparse.Namespace) -> None:
@@ -168,35 +203,63 @@ def bench_grading(args: argparse.Namespace) -> None:
     import json
     import os
 
-    from autograder.assign import release_assignment
-    from autograder.assign.submission import build_submission
-    from autograder.config import list_assignments, load_assignment
-
-    names = args.assignments.split(",") if args.assignments else list_assignments()
     print("== grading one reference submission per assignment, end to end (python -m autograder grade)")
+    print("   lean: --lean --threads 1, as on Gradescope; 'half a CPU' is twice its CPU seconds, the wall time "
+          "a container with half a CPU needs at least")
     print(f"  {'assignment':10s} {'score':>9s} {'wall':>7s} {'probe':>6s} {'judge':>6s} {'peak memory':>12s}   "
-          f"{'lean, 1 thread':>15s} {'peak memory':>12s}")
+          f"{'lean wall':>9s} {'lean peak':>10s} {'half a CPU':>11s}")
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
-        for name in names:
-            config = load_assignment(name)
-            handout = release_assignment(config, out_dir=tmp_path / "dist")
-            submission = build_submission(config, handout, tmp_path / "subs" / f"{name}.zip", kind="reference",
-                                          data_dir=args.data_dir)
+        for name, submission in _references(_assignments(args), tmp_path, args.data_dir):
             figures = []
             for extra in ([], ["--lean", "--threads", "1"]):
                 out = tmp_path / f"out-{name}-{len(extra)}"
-                command = [sys.executable, "-m", "autograder", "grade", str(submission), "--out", str(out),
-                           "--data-dir", args.data_dir, "--assignment", name, *extra]
-                seconds, peak = _timed(command, env)
+                seconds, peak, cpu_seconds = _timed(_grade_command(submission, out, name, args.data_dir, *extra), env)
                 results = json.loads((out / name / "results.json").read_text())
-                figures.append((seconds, peak, results))
-            (seconds, peak, results), (lean_seconds, lean_peak, _) = figures
+                figures.append((seconds, peak, cpu_seconds, results))
+            (seconds, peak, _, results), (lean_seconds, lean_peak, lean_cpu, _) = figures
             extra = results["extra_data"]
             print(f"  {name:10s} {results['score']:4g}/{extra['max_score']:<4g} {seconds:6.1f}s "
                   f"{extra.get('probe_seconds', 0):5.1f}s {extra.get('judge_seconds', 0):5.1f}s {peak / 2**20:9.0f} MB   "
-                  f"{lean_seconds:14.1f}s {lean_peak / 2**20:9.0f} MB", flush=True)
+                  f"{lean_seconds:8.1f}s {lean_peak / 2**20:7.0f} MB {2 * lean_cpu:10.0f}s", flush=True)
+
+
+def bench_gradescope(args: argparse.Namespace) -> None:
+    """Every reference graded lean in a container with Gradescope's default limits (768 MB without swap,
+    half a CPU), and in larger ones where it does not fit: the settings each assignment needs."""
+    import json
+    import os
+
+    from container import Container, ContainerUnavailable
+
+    print("== grading one reference per assignment lean (--lean --threads 1) under a container's limits "
+          "(cgroups: memory without swap, CPU quota)")
+    print(f"  {'assignment':10s} {'memory':>8s} {'CPUs':>5s} {'score':>9s} {'wall':>7s} {'peak charged':>13s} {'OOM kills':>9s}")
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        for name, submission in _references(_assignments(args), tmp_path, args.data_dir):
+            for memory in (768, 1024, 1536, 2048):
+                out = tmp_path / f"box-{name}-{memory}"
+                command = _grade_command(submission, out, name, args.data_dir, "--lean", "--threads", "1")
+                try:
+                    with Container(memory_mb=memory, cpus=0.5) as box:
+                        outcome = box.run(command, env)
+                except ContainerUnavailable as err:
+                    print(f"  skipped: {err} (run as root on Linux)")
+                    return
+                result = out / name / "results.json"
+                score = "failed"
+                full = False
+                if outcome.returncode == 0 and result.is_file():
+                    results = json.loads(result.read_text())
+                    score = f"{results['score']:g}/{results['extra_data']['max_score']:g}"
+                    full = results["score"] >= results["extra_data"]["max_score"]
+                print(f"  {name:10s} {memory:5d} MB {0.5:5.1f} {score:>9s} {outcome.seconds:6.1f}s "
+                      f"{outcome.peak_bytes / 2**20:10.0f} MB {outcome.oom_kills:9d}", flush=True)
+                if full and not outcome.oom_kills:
+                    break
 
 
 def _grade_batch(folder: Path, out: Path, *, jobs: int, data_dir: str, sandbox: str | None = None) -> float:
@@ -253,8 +316,8 @@ def bench_im2col(args: argparse.Namespace) -> None:
         subprocess.run([sys.executable, str(script), "--threads", str(args.threads)], check=True)
 
 
-SECTIONS = {"training": bench_training, "grading": bench_grading, "throughput": bench_throughput,
-            "im2col": bench_im2col}
+SECTIONS = {"training": bench_training, "grading": bench_grading, "gradescope": bench_gradescope,
+            "throughput": bench_throughput, "im2col": bench_im2col}
 
 
 def main(argv: list[str] | None = None) -> int:

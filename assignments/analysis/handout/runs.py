@@ -43,6 +43,7 @@ from itertools import product
 from pathlib import Path
 
 from mnistkit._toml import tomllib
+from mnistkit.jsonl import read_rows
 
 SCHEMA = "analysis-run/1"
 RESULTS_FILE = "results.jsonl"
@@ -222,25 +223,7 @@ def _number(value) -> bool:
 def read_results(path: str | os.PathLike = RESULTS_FILE) -> tuple[list[dict], list[tuple[int, str]]]:
     """Read a results file: ``(rows, bad)``, where ``bad`` lists ``(line number, problem)`` of the lines
     that are not rows (a run killed while it wrote its line leaves one). A missing file is empty."""
-    rows, bad = [], []
-    path = Path(path)
-    if not path.is_file():
-        return rows, bad
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                bad.append((number, f"not valid JSON ({err.msg})"))
-                continue
-            problem = _unusable(row)
-            if problem:
-                bad.append((number, problem))
-            else:
-                rows.append(row)
-    return rows, bad
+    return read_rows(path, _unusable)
 
 
 def latest_rows(rows) -> dict[str, dict]:

@@ -16,6 +16,7 @@ from typing import Callable
 import pytest
 
 import runs as kit_runs
+from mnistkit.jsonl import read_rows
 
 MNIST_TRAIN_SIZE = 60_000
 REPORT_FILE = "report.md"
@@ -93,25 +94,7 @@ def _short(value) -> str:
 def valid_rows(path: Path) -> tuple[list[dict], list[tuple[int, str]]]:
     """The valid rows of a results file and ``(line number, problem)`` of every other line (a missing file
     has neither)."""
-    rows, bad = [], []
-    path = Path(path)
-    if not path.is_file():
-        return rows, bad
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                bad.append((number, f"not valid JSON ({err.msg})"))
-                continue
-            problems = check_row(row)
-            if problems:
-                bad.append((number, "; ".join(problems)))
-            else:
-                rows.append(row)
-    return rows, bad
+    return read_rows(path, lambda row: "; ".join(check_row(row)))
 
 
 def describe(config, seed) -> str:
