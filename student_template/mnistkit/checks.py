@@ -444,7 +444,8 @@ def trained_predictions(net: GraphNet, images: torch.Tensor, labels: torch.Tenso
 def _tensor_digest(digest, tensor: torch.Tensor) -> None:
     tensor = tensor.detach().cpu().contiguous()
     digest.update(f"{tensor.dtype}:{tuple(tensor.shape)}:".encode())
-    digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    if tensor.numel():
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())  # hashed in place, not copied
 
 
 def _training_key(net: GraphNet, images, labels, judged, **settings) -> str:

@@ -17,7 +17,6 @@ import plan
 import runs as kit_runs
 from analysis_contract import train_probe_network
 from mnistkit.checks import fail
-from mnistkit.data import normalize
 
 
 @pytest.fixture(scope="session")
@@ -49,12 +48,13 @@ def mlp(probe):
 
 @pytest.fixture(scope="session")
 def mnist_data(mnist_train, mnist_test):
-    """The normalised training and test images ``(N, 1, 28, 28)`` and their labels, as train.py loads them."""
+    """The training and test images (``uint8``, normalised one batch at a time) and their labels, as
+    train.py loads them (``runs.load_data``)."""
     (train_images, train_labels), (test_images, test_labels) = mnist_train, mnist_test
     if len(train_labels) != checks.MNIST_TRAIN_SIZE:
         fail(f"the training data have {len(train_labels)} images, not the {checks.MNIST_TRAIN_SIZE:,} of MNIST "
              "in their official order, so runs cannot be re-run here")
-    return normalize(train_images), train_labels.long(), normalize(test_images), test_labels.long()
+    return train_images, train_labels.long(), test_images, test_labels.long()
 
 
 @pytest.fixture
