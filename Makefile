@@ -9,7 +9,7 @@ export MNIST_DATA_DIR
 # made training 10-100x slower. Graded runs set this themselves; this covers the kit's own processes.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install release demo test test-fast bench clean
+.PHONY: install release demo test test-corpus test-fast bench clean
 
 install: $(VENV)/.installed
 
@@ -26,8 +26,11 @@ release: install            ## one verified handout zip per assignment in dist/
 demo: install               ## release, build reference and stub submissions, grade them into demo/graded
 	$(PY) -m autograder demo --out demo
 
-test: install               ## the kit's whole test suite (what CI runs)
-	$(PY) -m pytest
+test: install               ## the kit's test suite but the mutation corpus (CI runs both)
+	$(PY) -m pytest -m "not corpus"
+
+test-corpus: install        ## the mutation corpus: every realistic wrong and equivalent variant, graded
+	$(PY) -m pytest -m corpus
 
 test-fast: install          ## everything but the end-to-end grading runs
 	$(PY) -m pytest -m "not slow"

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import sysconfig
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -118,15 +119,39 @@ def _check_schema(results: dict) -> None:
     assert results["extra_data"]["student"]["sid"] == "s0001"
 
 
-@pytest.mark.parametrize("name", list_assignments())
-def test_gradescope_zip_grades_reference_full_and_stub_zero(name, gradescope_venv, submissions, data_dir, tmp_path):
-    root, env = _root(tmp_path, gradescope_venv, name, data_dir)
+KINDS = (("reference", True, True), ("stub", False, False))  # (submission, uploaded as loose files, full marks)
+
+
+def _grade_both(root: Path, env: dict, name: str, submissions: Path) -> dict:
+    """``{kind: results.json}``: the reference (loose files) and then the stub (a zip) graded in ``root``."""
     run = [str(root / "source" / "run_autograder")]
     assert os.stat(run[0]).st_mode & stat.S_IXUSR
-    for kind, loose, full in (("reference", True, True), ("stub", False, False)):
+    graded = {}
+    for kind, loose, _ in KINDS:
         _submit(root, submissions / f"{name}-{kind}.zip", loose=loose)
         _run(run, env)
-        results = json.loads((root / "results" / "results.json").read_text())
+        graded[kind] = json.loads((root / "results" / "results.json").read_text())
+    return graded
+
+
+@pytest.fixture(scope="module")
+def gradescope_results(gradescope_venv, submissions, data_dir, tmp_path_factory):
+    """``{assignment: {kind: results.json}}``. The roots are set up one after the other (their ``setup.sh``
+    installs into the one venv), then graded two assignments at a time: ``run_autograder`` uses one torch
+    thread, as on Gradescope's half CPU, so two of them fill this machine's two cores. The longest first
+    (by ``timeout_total``), so that the two finish about together."""
+    names = sorted(list_assignments(), key=lambda name: -load_assignment(name).grading.timeout_total)
+    roots = {name: _root(tmp_path_factory.mktemp(f"gradescope-{name}"), gradescope_venv, name, data_dir)
+             for name in names}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {name: pool.submit(_grade_both, root, env, name, submissions) for name, (root, env) in roots.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
+@pytest.mark.parametrize("name", list_assignments())
+def test_gradescope_zip_grades_reference_full_and_stub_zero(name, gradescope_results):
+    for kind, _, full in KINDS:
+        results = gradescope_results[name][kind]
         _check_schema(results)
         maximum = results["extra_data"]["max_score"]
         if full:

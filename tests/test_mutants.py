@@ -87,6 +87,7 @@ CASES = [pytest.param(a, m.name, id=f"{a}-{m.name}") for a in CORPUS for m in _c
 
 
 @pytest.mark.slow
+@pytest.mark.corpus
 @pytest.mark.parametrize("assignment", list(CORPUS))
 def test_reference_keeps_full_marks_in_the_batch(graded, assignment):
     results = graded(assignment)["reference"]
@@ -95,6 +96,7 @@ def test_reference_keeps_full_marks_in_the_batch(graded, assignment):
 
 
 @pytest.mark.slow
+@pytest.mark.corpus
 @pytest.mark.parametrize(("assignment", "name"), CASES)
 def test_mutant(graded, assignment, name):
     """A wrong mutant loses points where its entry says, with the mistake named; an equivalent one keeps them."""

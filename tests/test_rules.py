@@ -14,8 +14,8 @@ def test_rules_accept_a_plain_network():
     trace = _trace("CNN")
     assert rules.convolution_violations(trace, padding=False) == []
     assert rules.convolution_violations(trace, kernel=(5, 5)) == []
-    assert rules.pooling_violations(trace, ceil_mode="no", pad_ops=True) == []
-    assert rules.pooling_violations(trace, kernel=(2, 2), ceil_mode="no") == []
+    assert rules.pooling_violations(trace, ceil_reason="no", pad_ops=True) == []
+    assert rules.pooling_violations(trace, kernel=(2, 2), ceil_reason="no") == []
 
 
 def test_rules_name_the_layer_and_the_rule_it_breaks():
@@ -25,7 +25,7 @@ def test_rules_name_the_layer_and_the_rule_it_breaks():
     assert rules.convolution_violations(padded) == []  # padding allowed (the vgg)
     [problem] = rules.convolution_violations(padded, kernel=(3, 3))
     assert problem.endswith("kernel (5, 5): every convolution is 3x3")
-    [problem] = rules.pooling_violations(_trace("CNN"), kernel=(3, 3), ceil_mode="no")
+    [problem] = rules.pooling_violations(_trace("CNN"), kernel=(3, 3), ceil_reason="no")
     assert problem.endswith("pools with kernel (2, 2) and stride (2, 2): use kernel 3 and stride 3")
 
 

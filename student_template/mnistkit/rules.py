@@ -37,9 +37,10 @@ def convolution_violations(trace, *, kernel: tuple | None = None, padding: bool 
     return found
 
 
-def pooling_violations(trace, *, kernel: tuple | None = None, ceil_mode: str, pad_ops: bool = False) -> list:
+def pooling_violations(trace, *, kernel: tuple | None = None, ceil_reason: str, pad_ops: bool = False) -> list:
     """Poolings that are not max-pooling without padding or dilation, with stride = kernel (= ``kernel``
-    when given). ``ceil_mode`` says why rounding up is wrong; ``pad_ops`` also reports explicit padding."""
+    when given). ``ceil_reason`` says why rounding up (``ceil_mode=True``) is wrong; ``pad_ops`` also reports
+    explicit padding."""
     found = []
     for op in trace.ops:
         p, name = op.params, op.name()
@@ -63,5 +64,5 @@ def pooling_violations(trace, *, kernel: tuple | None = None, ceil_mode: str, pa
         if p.get("dilation", (1, 1)) != (1, 1):
             found.append(f"{name} pools with dilation={p['dilation']}: use dilation 1")
         if p.get("ceil_mode"):
-            found.append(f"{name} pools with ceil_mode=True, {ceil_mode}")
+            found.append(f"{name} pools with ceil_mode=True, {ceil_reason}")
     return found

@@ -41,4 +41,4 @@ def convolution_violations(trace) -> list:
 
 def pooling_violations(trace) -> list:
     """Poolings that are not plain max-pooling with stride = kernel and no padding, and padding operations."""
-    return rules.pooling_violations(trace, ceil_mode="which pads implicitly", pad_ops=True)
+    return rules.pooling_violations(trace, ceil_reason="which pads implicitly", pad_ops=True)

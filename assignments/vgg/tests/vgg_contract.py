@@ -61,7 +61,7 @@ def convolution_violations(trace) -> list:
 
 def pooling_violations(trace) -> list:
     """Poolings forward() runs that are not 2x2 max-pooling with stride 2 and no padding."""
-    return rules.pooling_violations(trace, kernel=(2, 2), ceil_mode="the table's pooling rounds down (5 -> 2)")
+    return rules.pooling_violations(trace, kernel=(2, 2), ceil_reason="the table's pooling rounds down (5 -> 2)")
 
 
 def forward_violations(trace) -> list:
