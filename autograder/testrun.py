@@ -21,8 +21,10 @@ PLUGIN = "autograder.report_plugin"
 
 
 def judge_command(config: AssignmentConfig, *, collect_only: bool = False) -> list[str]:
+    """The judge's pytest: only the plugins it needs (:func:`judge_env` turns off the installed ones'
+    loading, which cost each judge about 2 s of CPU: hypothesis, anyio, platformdirs)."""
     command = [
-        sys.executable, "-m", "pytest", "tests", "-p", "mnistkit.pytest_plugin", "-p", PLUGIN,
+        sys.executable, "-m", "pytest", "tests", "-p", "pytest_timeout", "-p", "mnistkit.pytest_plugin", "-p", PLUGIN,
         "-p", "no:cacheprovider", "-o", "addopts=--strict-markers", "-q", "--no-header", "-rN",
         f"--timeout={config.grading.timeout_per_test:g}",
     ]
@@ -54,6 +56,7 @@ def judge_env(*, threads: int, home: Path, **paths: Path | str | None) -> dict[s
         # for a descheduled one made torch 10-100x slower (bench: 53 s vs 0.6 s for the same training).
         "OMP_WAIT_POLICY": "PASSIVE",
         "MNISTKIT_MODE": "judge",
+        "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",  # judge_command names the plugins it loads
     }
     if os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
         env["CUDA_VISIBLE_DEVICES"] = os.environ["CUDA_VISIBLE_DEVICES"]

@@ -4,6 +4,7 @@ Every reference solution earns full marks, every untouched stub earns zero witho
 and broken submissions in the same batch get their clear message without disturbing the others.
 """
 import csv
+import functools
 import json
 import zipfile
 
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def graded(submissions, data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("graded")
-    outcomes = grade_path(submissions, out_dir=out, data_dir=data_dir)
+    outcomes = grade_path(submissions, out_dir=out, data_dir=data_dir, jobs=2)
     return out, {o.name: o for o in outcomes}
 
 
@@ -99,7 +100,8 @@ def test_broken_submissions_get_clear_messages_and_spare_the_batch(submissions, 
     (batch / "z-reference.zip").write_bytes(reference.read_bytes())
     out = tmp_path / "out"
     limits = GradingSpec(timeout_per_test=120, timeout_total=300, memory_gb=8)
-    outcomes = {o.name: o for o in grade_path(batch, out_dir=out, assignment="mlp", data_dir=data_dir, grading=limits)}
+    outcomes = {o.name: o for o in grade_path(batch, out_dir=out, assignment="mlp", data_dir=data_dir, grading=limits,
+                                              jobs=2)}
 
     def messages(name):
         results = _results(out, name)
@@ -134,7 +136,8 @@ def test_endless_loops_are_stopped_and_scored_zero(submissions, data_dir, tmp_pa
              {"mlp.py": "while True:\n    try:\n        while True:\n            pass\n    except BaseException:\n        pass\n"})
     out = tmp_path / "out"
     limits = GradingSpec(timeout_per_test=4, timeout_total=20, memory_gb=8)
-    outcomes = {o.name: o for o in grade_path(batch, out_dir=out, assignment="mlp", data_dir=data_dir, grading=limits)}
+    outcomes = {o.name: o for o in grade_path(batch, out_dir=out, assignment="mlp", data_dir=data_dir, grading=limits,
+                                              jobs=2)}
     endless = _results(out, "endless-import")
     assert outcomes["endless-import"].score == 0
     assert "Timeout" in endless["tests"][0]["output"]
@@ -152,11 +155,13 @@ def test_class_summary_has_pass_rates_and_distribution(graded):
 
 
 def test_regrading_is_deterministic_and_resumes(submissions, data_dir, tmp_path):
+    # One torch thread, as in the batches graded with -j 2 above: the session's trained predictions are shared.
+    grade = functools.partial(grade_path, assignment="mlp", data_dir=data_dir, threads=1)
     batch = tmp_path / "batch"
     batch.mkdir()
     (batch / "ref.zip").write_bytes((submissions / "mlp-reference.zip").read_bytes())
-    first = grade_path(batch, out_dir=tmp_path / "a", assignment="mlp", data_dir=data_dir)
-    second = grade_path(batch, out_dir=tmp_path / "b", assignment="mlp", data_dir=data_dir)
+    first = grade(batch, out_dir=tmp_path / "a")
+    second = grade(batch, out_dir=tmp_path / "b")
 
     def scores(folder):
         results = json.loads((folder / "ref" / "results.json").read_text())
@@ -164,8 +169,8 @@ def test_regrading_is_deterministic_and_resumes(submissions, data_dir, tmp_path)
 
     assert scores(tmp_path / "a") == scores(tmp_path / "b")
     assert first[0].score == second[0].score == first[0].max_score
-    again = grade_path(batch, out_dir=tmp_path / "a", assignment="mlp", data_dir=data_dir)
+    again = grade(batch, out_dir=tmp_path / "a")
     assert again[0].status == "unchanged" and again[0].score == first[0].score
     (batch / "ref.zip").write_bytes((submissions / "mlp-stub.zip").read_bytes())
-    changed = grade_path(batch, out_dir=tmp_path / "a", assignment="mlp", data_dir=data_dir)
+    changed = grade(batch, out_dir=tmp_path / "a")
     assert changed[0].status == "graded" and changed[0].score == 0

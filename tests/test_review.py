@@ -515,7 +515,7 @@ def real_graded(build_submissions, data_dir, tmp_path_factory, beacon_server):
             data = old.read(name)
             new.writestr(name, _hostile_report(data.decode(), port) if name == "report.md" else data)
     out = tmp_path_factory.mktemp("review-graded")
-    outcomes = {o.name: o for o in grade_path(folder, out_dir=out, data_dir=data_dir)}
+    outcomes = {o.name: o for o in grade_path(folder, out_dir=out, data_dir=data_dir, jobs=2)}
     return folder, out, outcomes
 
 
@@ -601,7 +601,7 @@ def test_merge_round_trip_on_real_results_survives_regrading(real_graded, data_d
 
     # Grade the batch again: unchanged zips keep their results, and the stub, graded afresh, gets its scores back.
     (graded / "analysis-stub" / "results.json").unlink()
-    outcomes = {o.name: o for o in grade_path(submissions, out_dir=graded, data_dir=data_dir)}
+    outcomes = {o.name: o for o in grade_path(submissions, out_dir=graded, data_dir=data_dir, jobs=2)}
     assert outcomes["analysis-stub"].status == "graded"  # the others: "unchanged" (or graded again if the kit changed)
     for name, score in expected.items():
         results = _results(graded, name)

@@ -49,6 +49,7 @@ from ..results.manual import apply_manual
 from ..results.signing import file_sha256, load_key, seed_for, sign, verify
 from ..results.summary import write_summary
 from ..testrun import ManifestError, TestSpec, collect_manifest, judge_command, judge_env
+from . import reuse
 from .judge import Judge
 from .notebook_submission import guess_names, is_notebook, notebook_files, oversized_notebook
 from .sandbox import (
@@ -85,7 +86,7 @@ class Batch:
     """What a grading run shares across submissions: the sandbox mode, the key, manifests, MNIST."""
 
     out_dir: Path
-    tmp: Path  # the grader's own temporary folder (mode 0700): MNIST cache, one folder per submission
+    tmp: Path  # the grader's own temporary folder (mode 0700): one folder per submission
     data_dir: str | Path | None
     threads: int
     mode: str
@@ -97,15 +98,21 @@ class Batch:
     fingerprints: dict[str, str] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     _mnist: Future | None = None
+    _mnist_folder: Path | None = None
     _pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=4))
 
     def mnist_folder(self) -> Path:
-        """Where MNIST is (being) written as .npy files, in the grader's own folder (starts writing it)."""
+        """Where MNIST is (being) written as .npy files, in a folder of the grader's own; starts writing it,
+        unless this process wrote it for an earlier batch (:mod:`.reuse`)."""
         with self.lock:
             if self._mnist is None:
-                (self.tmp / "mnist").mkdir(mode=0o700)
-                self._mnist = self._pool.submit(_write_mnist_cache, self.tmp / "mnist", self.data_dir)
-        return self.tmp / "mnist"
+                self._mnist_folder = reuse.mnist_cache(self.data_dir)
+                if self._mnist_folder is not None:
+                    self._mnist = _done(self._mnist_folder)
+                else:
+                    self._mnist_folder = reuse.new_mnist_folder()
+                    self._mnist = self._pool.submit(_write_mnist_cache, self._mnist_folder, self.data_dir)
+            return self._mnist_folder
 
     def train_cache(self) -> Path:
         """The batch's folder of trained predictions (mode 0700, the grader's own: the sandbox never sees it).
@@ -154,9 +161,12 @@ class Batch:
         return dataclasses.replace(config, grading=self.grading) if self.grading else config
 
     def _manifest_future(self, config: AssignmentConfig) -> Future:
+        fingerprint = self.fingerprint(config)
         with self.lock:
             if config.name not in self.manifests:
-                self.manifests[config.name] = self._pool.submit(collect_manifest, config)
+                kept = reuse.manifest(config.root, fingerprint)
+                self.manifests[config.name] = (_done(kept) if kept is not None else
+                                               self._pool.submit(_collect_manifest, config, fingerprint))
             return self.manifests[config.name]
 
     def manifest(self, config: AssignmentConfig) -> list[TestSpec]:
@@ -175,8 +185,21 @@ class Batch:
             return self.fingerprints[config.name]
 
 
+def _done(value) -> Future:
+    future: Future = Future()
+    future.set_result(value)
+    return future
+
+
+def _collect_manifest(config: AssignmentConfig, fingerprint: str) -> list[TestSpec]:
+    specs = collect_manifest(config)
+    reuse.keep_manifest(config.root, fingerprint, specs)
+    return specs
+
+
 def _write_mnist_cache(folder: Path, data_dir) -> Path:
-    """``python -m mnistkit.data cache``, in a process of its own: the grader's process never loads torch."""
+    """``python -m mnistkit.data cache``, in a process of its own (the grader's process never loads torch);
+    kept for the process's later batches (:mod:`.reuse`)."""
     command = [sys.executable, "-m", "mnistkit.data", "cache", str(folder)]
     if data_dir is not None:
         command += ["--data-dir", str(Path(data_dir).resolve())]
@@ -185,6 +208,7 @@ def _write_mnist_cache(folder: Path, data_dir) -> Path:
         raise MNISTUnavailableError(done.stderr.strip())
     if done.returncode != 0:
         raise RuntimeError(f"writing the MNIST cache failed:\n{done.stderr[-3000:]}")
+    reuse.keep_mnist_cache(data_dir, folder)
     return folder
 
 
@@ -412,7 +436,7 @@ def grade_path(
     key = load_key(out_dir)
     with tempfile.TemporaryDirectory(prefix="grading-") as tmp:
         if mode == "user":
-            Path(tmp).chmod(0o711)  # probes pass through to their own folders; the MNIST cache stays closed
+            Path(tmp).chmod(0o711)  # probes pass through to their own folders, and list nothing
         threads = threads or max(1, (os.cpu_count() or 1) // jobs)
         batch = Batch(out_dir, Path(tmp), data_dir, threads=threads, mode=mode, key=key, assignment=config,
                       grading=grading, lean=lean)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from .paths import DATA_DIR_ENV, DEFAULT_DATA_DIR, MNISTUnavailableError, resolve_data_dir
+from .paths import CACHE_FILES, DATA_DIR_ENV, DEFAULT_DATA_DIR, MNISTUnavailableError, resolve_data_dir
 
 log = logging.getLogger(__name__)
 
@@ -76,13 +76,10 @@ def _remove_empty(root: Path) -> None:
         root.rmdir()
 
 
-CACHE_FILES = {True: ("train-images.npy", "train-labels.npy"), False: ("test-images.npy", "test-labels.npy")}
-
-
 def write_cache(folder: Path, *, data_dir: str | os.PathLike | None = None) -> Path:
     """Save both MNIST splits as ``.npy`` files in ``folder`` (``uint8`` images, ``int64`` labels).
 
-    The grader does this once per batch, in a folder of its own, so that every check it runs reads
+    The grader does this once per process, in a folder of its own, so that every check it runs reads
     MNIST by memory-mapping instead of parsing the IDX files again.
     """
     import numpy as np

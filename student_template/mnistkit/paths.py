@@ -10,6 +10,8 @@ from pathlib import Path
 
 DATA_DIR_ENV = "MNIST_DATA_DIR"
 DEFAULT_DATA_DIR = "data"
+# The .npy files of a cache folder (mnistkit.data.write_cache), per split (train: True)
+CACHE_FILES = {True: ("train-images.npy", "train-labels.npy"), False: ("test-images.npy", "test-labels.npy")}
 
 
 class MNISTUnavailableError(RuntimeError):
