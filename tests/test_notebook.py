@@ -236,8 +236,8 @@ AUTOGRADED = ("mlp", "cnn", "im2col")  # the longest first
 
 @pytest.fixture(scope="module")
 def nbgrader_courses(tmp_path_factory, data_dir):
-    """``{name: Future of its course}``: the released nbgrader course (every assignment), one copy per assignment so that
-    nbgrader's gradebooks never share a file; in each, nbgrader generates that assignment and, for those
+    """``{name: Future of its course}``: the released nbgrader course (every assignment), one copy per
+    assignment so that nbgrader's gradebooks never share a file; in each, nbgrader generates that assignment and, for those
     in ``AUTOGRADED``, autogrades the reference (the released notebook with the solution cells filled in)
     and the untouched release, then exports the grades. Two assignments at a time, one torch thread each;
     a failure is raised by the tests of its assignment only."""
