@@ -17,7 +17,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install --quiet -e ".[notebooks]"
+	$(PY) -m pip install --quiet -e ".[notebooks,test]"
 	touch $@
 
 release: install            ## one verified handout zip per assignment in dist/
@@ -26,8 +26,9 @@ release: install            ## one verified handout zip per assignment in dist/
 demo: install               ## release, build reference and stub submissions, grade them into demo/graded
 	$(PY) -m autograder demo --out demo
 
+# Two workers: the tests that run the sandbox on one, one after the other; the others beside them (tests/conftest.py).
 test: install               ## the kit's test suite but the mutation corpus (CI runs both)
-	$(PY) -m pytest -m "not corpus"
+	$(PY) -m pytest -m "not corpus" -n 2
 
 test-corpus: install        ## the mutation corpus: every realistic wrong and equivalent variant, graded
 	$(PY) -m pytest -m corpus

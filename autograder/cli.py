@@ -35,7 +35,7 @@ def _grade(args: argparse.Namespace) -> int:
 
     outcomes = grade_path(Path(args.path), out_dir=Path(args.out), assignment=args.assignment,
                           data_dir=args.data_dir, jobs=args.jobs, unsafe=args.unsafe, threads=args.threads,
-                          lean=args.lean)
+                          lean=args.lean, sandbox=args.sandbox)
     for o in outcomes:
         print(f"{o.name:30s} {o.assignment:10s} {o.score:6g} / {o.max_score:<6g} {o.status:12s} {o.seconds:6.1f} s")
     print(f"graded {len(outcomes)} submission(s); gradebooks (gradebook-<assignment>-csv.csv) in {args.out}")
@@ -146,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="grade without a sandbox where none is available: only for code you trust (default: False)")
     grade.add_argument("--threads", type=int, default=None,
                        help="torch threads per submission (default: the cores divided by --jobs)")
+    grade.add_argument("--sandbox", choices=("bwrap", "user", "unsafe"), default=None,
+                       help="the sandbox of student code (default: $MNISTKIT_SANDBOX, else the strongest that works)")
     grade.add_argument("--lean", action="store_true",
                        help="one process at a time, for small machines such as Gradescope's (default: False)")
     grade.set_defaults(run=_grade)

@@ -100,3 +100,57 @@ def pytest_configure(config):
     import sys
 
     sys.path.insert(0, str(Path(__file__).parent))  # tests/hostile.py, the corpus
+
+
+# `make test` runs the kit's tests on two xdist workers (`-n 2`). The tests that run student code in the
+# grader's sandbox all go to one worker, one after the other: they share the session's built submissions and
+# trained networks, and the hostile corpus checks that no sandboxed process outlives its batch, which another
+# worker's probes would break. Every other module goes whole to a worker, so that its fixtures (an nbgrader
+# course, a released handout) are made once. (pytest-xdist's own `xdist_group` marks do not reach its
+# scheduler under pytest 9.2, hence a scheduler of ours, which sees node ids only.)
+SANDBOXED = (
+    "tests/test_authoring.py", "tests/test_bench_container.py", "tests/test_end_to_end.py", "tests/test_gradebook.py",
+    "tests/test_gradescope.py", "tests/test_hostile.py", "tests/test_mutants.py", "tests/test_review.py",
+    "tests/test_sandbox.py", "tests/test_notebook.py::test_student_notebook_runs_top_to_bottom_submits_and_grades_full",
+)
+SANDBOX_GROUP = "sandbox"
+
+
+def worker_group(nodeid: str) -> str:
+    """The unit of work one xdist worker takes whole: the sandbox group, else the test's module."""
+    return SANDBOX_GROUP if nodeid.startswith(SANDBOXED) else nodeid.split("::", 1)[0]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SandboxTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return worker_group(nodeid)
+
+    return SandboxTogether(config, log)
+
+
+@pytest.fixture(autouse=True)
+def _sandbox_only_in_its_group(request, monkeypatch):
+    """On an xdist worker, a test outside the sandbox group that runs the sandbox fails, saying why."""
+    if not os.environ.get("PYTEST_XDIST_WORKER") or worker_group(request.node.nodeid) == SANDBOX_GROUP:
+        return
+    from autograder.grade import grade as grading, sandbox
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"{request.node.nodeid} runs the grader's sandbox: add it to SANDBOXED "
+                             "(tests/conftest.py), so that it runs on the sandbox group's worker")
+
+    monkeypatch.setattr(sandbox, "run_limited", refuse)
+    monkeypatch.setattr(grading, "run_limited", refuse)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread_per_worker():
+    """Two xdist workers on two cores: torch in each test process takes one thread (two each run 2-4x slower)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)

@@ -79,11 +79,17 @@ def _root(tmp_path: Path, venv: Path, name: str, data_dir: Path) -> tuple[Path, 
     for path in (Path(data_dir) / "MNIST" / "raw").iterdir():
         if path.is_file() and not path.name.endswith(".gz"):
             shutil.copy2(path, raw / path.name)
-    env = {**os.environ, "AUTOGRADER_ROOT": str(root), "MNISTKIT_SETUP_STEPS": "kit data sandbox",
+    env = {**os.environ, "AUTOGRADER_ROOT": str(root), "MNISTKIT_SETUP_STEPS": "kit",
            "PIP_NO_BUILD_ISOLATION": "0", "PIP_NO_DEPS": "1", "PIP_NO_INDEX": "1"}  # pip reads "0" as "no isolation"
     env.pop("MNIST_DATA_DIR", None)
     _run(["bash", str(root / "source" / "setup.sh")], env)
     return root, env
+
+
+def _set_up_and_grade(root: Path, env: dict, name: str, submissions: Path) -> dict:
+    """The rest of ``setup.sh`` (MNIST's cache, the sandbox's access), then :func:`_grade_both`."""
+    _run(["bash", str(root / "source" / "setup.sh")], {**env, "MNISTKIT_SETUP_STEPS": "data sandbox"})
+    return _grade_both(root, env, name, submissions)
 
 
 def _submit(root: Path, upload: Path, *, loose: bool) -> None:
@@ -136,15 +142,16 @@ def _grade_both(root: Path, env: dict, name: str, submissions: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def gradescope_results(gradescope_venv, submissions, data_dir, tmp_path_factory):
-    """``{assignment: {kind: results.json}}``. The roots are set up one after the other (their ``setup.sh``
-    installs into the one venv), then graded two assignments at a time: ``run_autograder`` uses one torch
-    thread, as on Gradescope's half CPU, so two of them fill this machine's two cores. The longest first
-    (by ``timeout_total``), so that the two finish about together."""
+    """``{assignment: {kind: results.json}}``. The kit is installed into the one venv for each root, one
+    root after the other; then the rest of each root's setup and its grading run two assignments at a time:
+    ``run_autograder`` uses one torch thread, as on Gradescope's half CPU, so two of them fill this
+    machine's two cores. The longest first (by ``timeout_total``), so that the two finish about together."""
     names = sorted(list_assignments(), key=lambda name: -load_assignment(name).grading.timeout_total)
     roots = {name: _root(tmp_path_factory.mktemp(f"gradescope-{name}"), gradescope_venv, name, data_dir)
              for name in names}
     with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {name: pool.submit(_grade_both, root, env, name, submissions) for name, (root, env) in roots.items()}
+        futures = {name: pool.submit(_set_up_and_grade, root, env, name, submissions)
+                   for name, (root, env) in roots.items()}
         return {name: future.result() for name, future in futures.items()}
 
 

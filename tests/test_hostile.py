@@ -1,4 +1,5 @@
-"""The corpus of hostile and broken submissions (tests/hostile.py), graded as one batch with -j 2, per sandbox.
+"""The corpus of hostile and broken submissions (tests/hostile.py), graded as one batch with -j 2 per sandbox
+mode, the modes' batches side by side.
 
 Each case ends with the score it earned (zero for what it faked) and a clear message; nothing leaks;
 the reference graded in the same batch keeps its full marks; no process outlives the batch. The whole
@@ -12,6 +13,7 @@ import socket
 import threading
 import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -54,12 +56,17 @@ class _Listener:
         self.server.close()
 
 
-def _require(mode: str) -> None:
-    reason = None
+def _unavailable(mode: str) -> str | None:
+    """Why the sandbox ``mode`` cannot run here, if it cannot."""
     if mode == "bwrap" and not _bwrap_works():
-        reason = "bubblewrap is not installed or cannot run here (apt install bubblewrap)"
+        return "bubblewrap is not installed or cannot run here (apt install bubblewrap)"
     if mode == "user" and os.geteuid() != 0:
-        reason = "the user mode needs the grader to run as root"
+        return "the user mode needs the grader to run as root"
+    return None
+
+
+def _require(mode: str) -> None:
+    reason = _unavailable(mode)
     if reason:
         if os.environ.get("CI"):
             pytest.fail(f"the {mode} sandbox must be tested in CI: {reason}")
@@ -94,7 +101,6 @@ CASES = [(mode, case) for mode in MODES for case in sorted(EXPECT) if mode == "b
 
 
 def _grade_batch(mode, mlp_submissions, data_dir, tmp_path_factory):
-    _require(mode)
     folder = tmp_path_factory.mktemp(f"hostile-{mode}")
     out = tmp_path_factory.mktemp(f"hostile-{mode}-out")
     listener = _Listener()
@@ -107,34 +113,34 @@ def _grade_batch(mode, mlp_submissions, data_dir, tmp_path_factory):
     names = None if mode == "bwrap" else set(SANDBOX_CASES)
     Corpus(mlp_submissions / "mlp-reference.zip", context).build(folder, names)
     (folder / "zz-reference.zip").write_bytes((mlp_submissions / "mlp-reference.zip").read_bytes())
-    previous = os.environ.get("MNISTKIT_SANDBOX")
-    os.environ["MNISTKIT_SANDBOX"] = mode
     try:
-        outcomes = grade_path(folder, out_dir=out, assignment="mlp", data_dir=data_dir, jobs=2, grading=LIMITS)
+        outcomes = grade_path(folder, out_dir=out, assignment="mlp", data_dir=data_dir, jobs=2, grading=LIMITS,
+                              sandbox=mode)
     finally:
         listener.close()
-        if previous is None:
-            os.environ.pop("MNISTKIT_SANDBOX")
-        else:
-            os.environ["MNISTKIT_SANDBOX"] = previous
-    time.sleep(2)  # a process that escaped would keep writing for 40 s
     return mode, out, {o.name: o for o in outcomes}, listener
 
 
 @pytest.fixture(scope="module")
-def bwrap_batch(mlp_submissions, data_dir, tmp_path_factory):
-    return _grade_batch("bwrap", mlp_submissions, data_dir, tmp_path_factory)
+def hostile_batches(mlp_submissions, data_dir, tmp_path_factory):
+    """``{mode: (mode, out, outcomes, listener)}``: the corpus graded in every sandbox mode that runs here.
 
-
-@pytest.fixture(scope="module")
-def user_batch(mlp_submissions, data_dir, tmp_path_factory):
-    return _grade_batch("user", mlp_submissions, data_dir, tmp_path_factory)
+    The modes' batches are graded side by side (each two submissions at a time): many cases spend their
+    time waiting on a limit (the endless sleep, the fork bomb), so four gradings keep the two cores busy."""
+    modes = [mode for mode in MODES if _unavailable(mode) is None]
+    with ThreadPoolExecutor(max_workers=len(modes) or 1) as pool:
+        futures = {mode: pool.submit(_grade_batch, mode, mlp_submissions, data_dir, tmp_path_factory) for mode in modes}
+        batches = {mode: future.result() for mode, future in futures.items()}
+    time.sleep(2)  # a process that escaped would keep writing for 40 s
+    return batches
 
 
 @pytest.fixture
-def hostile_batch(request):
-    """The corpus graded in the sandbox mode the test is parametrized with (``mode``), once per module."""
-    return request.getfixturevalue(f"{request.node.callspec.params['mode']}_batch")
+def hostile_batch(request, hostile_batches):
+    """The corpus graded in the sandbox mode the test is parametrized with (``mode``)."""
+    mode = request.node.callspec.params["mode"]
+    _require(mode)
+    return hostile_batches[mode]
 
 
 def _results(out, name):

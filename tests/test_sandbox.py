@@ -151,6 +151,16 @@ def test_sandbox_mode_can_be_forced_but_unsafe_needs_consent(monkeypatch):
     assert choose_mode(unsafe=True) == expected
 
 
+def test_sandbox_mode_named_by_the_caller_wins_over_the_environment(monkeypatch):
+    monkeypatch.setenv(sandbox.SANDBOX_ENV, "chroot")
+    assert choose_mode(unsafe=True, forced="unsafe") == "unsafe"
+    with pytest.raises(NoSandbox, match="--sandbox=unsafe also needs --unsafe"):
+        choose_mode(forced="unsafe")
+    monkeypatch.setattr(sandbox, "_bwrap_works", lambda: False)
+    with pytest.raises(NoSandbox, match="--sandbox=bwrap: bubblewrap is not installed"):
+        choose_mode(forced="bwrap")
+
+
 # ------------------------------------------------------------------------------------------ bwrap
 def test_sandbox_bwrap_shows_only_its_mounts(tmp_path):
     need("bwrap")

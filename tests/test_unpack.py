@@ -1,6 +1,7 @@
 """A submission zip is read defensively: junk, nesting, traversal, links and bombs."""
 import stat
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -77,3 +78,25 @@ def test_submission_names_keep_a_zip_and_a_notebook_of_one_student_apart(tmp_pat
 
     paths = [tmp_path / "alice.zip", tmp_path / "alice.ipynb", tmp_path / "bob smith.zip"]
     assert submission_names(paths) == {paths[0]: "alice.zip", paths[1]: "alice.ipynb", paths[2]: "bob_smith"}
+
+
+def test_batch_starts_the_longest_assignments_first_and_the_largest_zip_within_one(tmp_path):
+    from autograder.config import load_assignment
+    from autograder.grade.grade import Batch, longest_first
+
+    def submission(name: str, assignment: str, padding: int = 0) -> Path:
+        stubs = load_assignment(assignment).handout.stubs
+        with zipfile.ZipFile(tmp_path / name, "w") as archive:
+            for stub in stubs:
+                archive.writestr(stub, "x" * padding)
+        return tmp_path / name
+
+    sources = [submission("a-im2col.zip", "im2col"), submission("b-mlp-small.zip", "mlp"),
+               submission("c-mlp-large.zip", "mlp", padding=5000), submission("d-vgg.zip", "vgg"),
+               tmp_path / "e-unknown.zip"]
+    sources[-1].write_bytes(b"not a zip")
+    batch = Batch(tmp_path / "out", tmp_path, None, 1, "bwrap", b"k" * 32)
+    order = [p.name for p in longest_first(sources, batch)]
+    assert load_assignment("vgg").grading.timeout_total > load_assignment("mlp").grading.timeout_total
+    assert order[0] == "d-vgg.zip" and order[-1] == "e-unknown.zip"
+    assert order.index("c-mlp-large.zip") < order.index("b-mlp-small.zip")

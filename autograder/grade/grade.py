@@ -6,7 +6,8 @@
 * :func:`lay_out`: make the probe's plan (from ``tests/plan.py`` and a seed drawn with the grader's key),
   the sandbox's work folder (the handout and the student's files) and the judge's folder (the handout
   and every test, no student file).
-* :func:`start_judge`: start the judge's process early, so that it loads torch while the probe runs.
+* :func:`start_judge`: start the judge's process early, so that it loads torch while the probe runs (forked
+  from the grader's warm parent of judges, :func:`.reuse.judge_server`, which loaded torch once).
 * :func:`run_probe`: run the probe on the student's code in the sandbox; copy what it wrote, plain files
   only, into a folder of the grader's.
 * :func:`judge`: the grader's own pytest run of the visible and hidden tests over that data.
@@ -305,8 +306,9 @@ def _start_judge(g: Grading) -> None:
     env = judge_env(threads=g.batch.threads, home=g.path("home"), plan=g.shared("plan"), probe=g.path("probe"),
                     submission=g.path("submitted"), mnist=mnist, report=g.path("report.jsonl"),
                     ready=g.path("probe-ready"), train_cache=g.batch.train_cache() if config.grading.mnist else None)
+    server = None if g.batch.lean else reuse.judge_server()  # lean: no resident parent holding torch
     g.judge = Judge(judge_command(config), cwd=g.path("judge"), env=env, memory_gb=config.grading.memory_gb,
-                    log_file=g.path("judge.log")).start()
+                    log_file=g.path("judge.log"), server=server).start()
 
 
 def run_probe(g: Grading) -> None:
@@ -382,14 +384,15 @@ def submission_names(paths: list[Path]) -> dict[Path, str]:
     return {p: submission_name(p, with_suffix=stems[submission_name(p)] > 1) for p in paths}
 
 
-def prepare_mode(out_dir: Path, *, unsafe: bool) -> str:
-    """Choose the sandbox and make the machine fit it: in user mode, close the kit's secrets to others.
+def prepare_mode(out_dir: Path, *, unsafe: bool, forced: str | None = None) -> str:
+    """Choose the sandbox (``forced``, else the strongest, :func:`.sandbox.choose_mode`) and make the machine
+    fit it: in user mode, close the kit's secrets to others.
 
     Raises:
         UsageError: no sandbox here (and not ``unsafe``), or the user mode cannot run this Python.
     """
     try:
-        mode = choose_mode(unsafe=unsafe)
+        mode = choose_mode(unsafe=unsafe, forced=forced)
     except NoSandbox as err:
         raise UsageError(str(err)) from err
     if mode == "user":
@@ -403,13 +406,15 @@ def prepare_mode(out_dir: Path, *, unsafe: bool) -> str:
 def grade_path(
     path: Path, *, out_dir: Path, assignment: str | None = None, data_dir: str | Path | None = None, jobs: int = 1,
     grading: GradingSpec | None = None, unsafe: bool = False, threads: int | None = None, lean: bool = False,
+    sandbox: str | None = None,
 ) -> list[SubmissionOutcome]:
     """Grade ``path`` (a zip or notebook, or a folder of them) into ``out_dir``; write the gradebooks.
 
     ``grading`` replaces every assignment's own limits (the kit's tests use it to shorten timeouts);
     ``unsafe`` allows grading without isolation where no sandbox is available; ``threads`` pins the torch
     threads of each submission (default: the cores divided by ``jobs``); ``lean`` runs one process at a
-    time (for small machines such as Gradescope's default container).
+    time (for small machines such as Gradescope's default container); ``sandbox`` names the sandbox
+    (``bwrap``, ``user``; default: ``$MNISTKIT_SANDBOX``, else the strongest that works here).
 
     Raises:
         UsageError: ``path`` does not exist or holds no submission, ``assignment`` is unknown, or no
@@ -432,7 +437,7 @@ def grade_path(
     jobs = max(1, jobs)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    mode = prepare_mode(out_dir, unsafe=unsafe)
+    mode = prepare_mode(out_dir, unsafe=unsafe, forced=sandbox)
     key = load_key(out_dir)
     with tempfile.TemporaryDirectory(prefix="grading-") as tmp:
         if mode == "user":
@@ -446,13 +451,31 @@ def grade_path(
             if jobs == 1:
                 outcomes = [grade_submission(s, batch=batch, name=names[s]) for s in sources]
             else:
+                order = longest_first(sources, batch)
                 with ThreadPoolExecutor(max_workers=jobs) as pool:
-                    outcomes = list(pool.map(lambda s: grade_submission(s, batch=batch, name=names[s]), sources))
+                    graded = dict(zip(order, pool.map(lambda s: grade_submission(s, batch=batch, name=names[s]),
+                                                      order)))
+                outcomes = [graded[s] for s in sources]
         finally:
             batch._pool.shutdown(wait=True, cancel_futures=True)
     write_gradebooks(out_dir, "csv")
     write_summary(out_dir)
     return outcomes
+
+
+def longest_first(sources: list[Path], batch: Batch) -> list[Path]:
+    """``sources`` in the order to start them when several are graded at a time: the assignments with the
+    longest time limit first (a vgg trains for minutes where an im2col checks in seconds), the largest zip
+    first within one, so that a batch does not end with one long submission graded alone."""
+    def cost(source: Path) -> tuple[float, int]:
+        try:
+            config = batch.config_for(source)
+        except Exception:  # noqa: BLE001 - an unreadable file is graded (and reported) like any other
+            config = None
+        return (config.grading.timeout_total if config else 0.0, source.stat().st_size)
+
+    costs = {source: cost(source) for source in sources}
+    return sorted(sources, key=lambda source: costs[source], reverse=True)
 
 
 def grade_submission(source: Path, *, batch: Batch, name: str | None = None) -> SubmissionOutcome:

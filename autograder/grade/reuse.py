@@ -1,5 +1,5 @@
 """What one grader process computes once and reuses in every batch it grades: MNIST's ``.npy`` cache and
-the assignments' test manifests.
+the assignments' test manifests, and the judges' warm parent.
 
 Grading a folder is one batch; a process that grades many (a long-running grader, the kit's own test
 session) would otherwise write MNIST's cache and collect each assignment's tests again for every batch,
@@ -20,10 +20,14 @@ from pathlib import Path
 
 from mnistkit.paths import CACHE_FILES
 
+from ..testrun import judge_env
+from .judge import JudgeServer
+
 _LOCK = threading.Lock()
 _ROOT: list[Path] = []  # the process's private folder, made on first use
 _MNIST: dict[tuple, Path] = {}  # (data_dir, $MNIST_DATA_DIR) -> a folder holding every CACHE_FILES entry
 _MANIFESTS: dict[tuple, list] = {}  # (assignment root, fingerprint) -> [TestSpec]
+_SERVER: list[JudgeServer] = []  # the judges' warm parent, started on first use
 
 
 def _root() -> Path:
@@ -66,3 +70,18 @@ def manifest(root: Path, fingerprint: str) -> list | None:
 def keep_manifest(root: Path, fingerprint: str, specs: list) -> None:
     with _LOCK:
         _MANIFESTS[(str(root), fingerprint)] = list(specs)
+
+
+def judge_server() -> JudgeServer:
+    """The process's warm parent of judges (:class:`.judge.JudgeServer`: torch and pytest imported once,
+    about 3 s of CPU saved per submission), started on first use, and again if it ended."""
+    folder = _root()
+    with _LOCK:
+        if _SERVER and _SERVER[0].alive:
+            return _SERVER[0]
+        home = folder / "judge-server"
+        home.mkdir(mode=0o700, exist_ok=True)
+        server = JudgeServer(judge_env(threads=1, home=home), log_file=folder / "judge-server.log")
+        atexit.register(server.close)
+        _SERVER[:] = [server]
+        return server

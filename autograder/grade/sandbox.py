@@ -113,20 +113,23 @@ def _bwrap_works() -> bool:
     return bool(bwrap) and _works([bwrap, "--ro-bind", "/", "/", "--unshare-all", "--die-with-parent", "--"])
 
 
-def choose_mode(*, unsafe: bool = False) -> str:
+def choose_mode(*, unsafe: bool = False, forced: str | None = None) -> str:
     """The strongest isolation that works here: ``bwrap``, else ``user`` (root), else ``unsafe`` if allowed.
 
-    ``$MNISTKIT_SANDBOX`` forces a mode (``unsafe`` only with ``unsafe=True``).
+    ``forced`` (else ``$MNISTKIT_SANDBOX``) names the mode instead (``unsafe`` only with ``unsafe=True``).
 
     Raises:
-        NoSandbox: nothing isolates here and ``unsafe`` is false.
+        NoSandbox: nothing isolates here and ``unsafe`` is false, or the forced mode cannot run here.
     """
-    forced = os.environ.get(SANDBOX_ENV)
+    source = "--sandbox" if forced else SANDBOX_ENV
+    forced = forced or os.environ.get(SANDBOX_ENV)
     if forced:
         if forced not in MODES:
-            raise NoSandbox(f"{SANDBOX_ENV}={forced!r} is not one of {', '.join(MODES)}")
+            raise NoSandbox(f"{source}={forced!r} is not one of {', '.join(MODES)}")
         if forced == "unsafe" and not unsafe:
-            raise NoSandbox(f"{SANDBOX_ENV}=unsafe also needs --unsafe")
+            raise NoSandbox(f"{source}=unsafe also needs --unsafe")
+        if forced == "bwrap" and not _bwrap_works():
+            raise NoSandbox(f"{source}=bwrap: bubblewrap is not installed or cannot run here (apt install bubblewrap)")
         if forced == "user" and os.geteuid() != 0:
             raise NoSandbox("the user mode needs the grader to run as root (it starts the probe as another uid)")
         return forced
