@@ -26,8 +26,8 @@ import signal
 import sys
 import traceback
 
-# What every judge imports (the checks, the exported graphs, pytest and its timeout plugin); nothing of the kit
-PR_SET_PDEATHSIG = 1
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
+# What every judge imports (the checks, the exported graphs, pytest); nothing of the kit's own
 PRELOAD = ("numpy", "torch", "torch.fx", "torch.export", "pytest", "tqdm")
 
 
@@ -69,7 +69,7 @@ def run_judge(request: dict, keep_closed: list[int], parent: int) -> None:
 
 
 def serve() -> None:
-    replies = os.fdopen(os.dup(1), "w", buffering=1)  # only replies reach the grader: whatever prints, not
+    replies = os.fdopen(os.dup(1), "w", buffering=1)  # the grader reads replies only: what prints goes nowhere
     os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
     for name in PRELOAD:
         try:
