@@ -134,7 +134,8 @@ def pytest_xdist_make_scheduler(config, log):
 
 @pytest.fixture(autouse=True)
 def _sandbox_only_in_its_group(request, monkeypatch):
-    """On an xdist worker, a test outside the sandbox group that runs the sandbox fails, saying why."""
+    """On an xdist worker, a test outside the sandbox group that starts the sandbox in its own process
+    (``run_limited``) fails, saying why; a grader it starts as a subprocess is not seen."""
     if not os.environ.get("PYTEST_XDIST_WORKER") or worker_group(request.node.nodeid) == SANDBOX_GROUP:
         return
     from autograder.grade import grade as grading, sandbox
