@@ -20,7 +20,7 @@ import pytest
 
 from autograder.config import KIT_ROOT, GradingSpec, load_assignment
 from autograder.grade import grade_path
-from autograder.grade.sandbox import USER_UIDS, _bwrap_works
+from autograder.grade.sandbox import USER_UIDS, NoSandbox, choose_mode
 from autograder.results.signing import KEY_FILE, load_key, verify
 from hostile import EXPECT, FAKED, SANDBOX_CASES, Corpus
 from mnistkit.data import load_mnist
@@ -57,11 +57,11 @@ class _Listener:
 
 
 def _unavailable(mode: str) -> str | None:
-    """Why the sandbox ``mode`` cannot run here, if it cannot."""
-    if mode == "bwrap" and not _bwrap_works():
-        return "bubblewrap is not installed or cannot run here (apt install bubblewrap)"
-    if mode == "user" and os.geteuid() != 0:
-        return "the user mode needs the grader to run as root"
+    """Why the sandbox ``mode`` cannot run here (the grader's own refusal), if it cannot."""
+    try:
+        choose_mode(forced=mode)
+    except NoSandbox as err:
+        return str(err)
     return None
 
 
