@@ -43,6 +43,11 @@ def _grade(args: argparse.Namespace) -> int:
 
 
 def _gradescope(args: argparse.Namespace) -> int:
+    if args.prepare:
+        from .grade import prepare
+
+        print(f"kept the tests and MNIST of {args.assignment} in {prepare(args.assignment)}")
+        return 0
     from .gradescope import run_gradescope
 
     print(f"results: {run_gradescope(Path(args.root), assignment=args.assignment, threads=args.threads)}")
@@ -157,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
                             help="Gradescope's folder with submission/ and results/ (default: $AUTOGRADER_ROOT or /autograder)")
     gradescope.add_argument("--assignment", required=True, help="the assignment this autograder grades")
     gradescope.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    gradescope.add_argument("--prepare", action="store_true",
+                            help="grade nothing: keep the tests and MNIST in $MNISTKIT_GRADER_CACHE for every run "
+                                 "(what setup.sh calls) (default: False)")
     gradescope.set_defaults(run=_gradescope)
 
     book = sub.add_parser("gradebook", help="write the gradebooks of a graded folder in a format an LMS imports")

@@ -22,10 +22,11 @@ PLUGIN = "autograder.report_plugin"
 
 def judge_command(config: AssignmentConfig, *, collect_only: bool = False) -> list[str]:
     """The judge's pytest: only the plugins it needs (:func:`judge_env` turns off the installed ones'
-    loading, which cost each judge about 2 s of CPU: hypothesis, anyio, platformdirs)."""
+    loading, which cost each judge about 2 s of CPU: hypothesis, anyio, platformdirs). Without pytest's
+    unraisable-exception report, whose garbage collections walk every object torch made."""
     command = [
         sys.executable, "-m", "pytest", "tests", "-p", "pytest_timeout", "-p", "mnistkit.pytest_plugin", "-p", PLUGIN,
-        "-p", "no:cacheprovider", "-o", "addopts=--strict-markers", "-q", "--no-header", "-rN",
+        "-p", "no:cacheprovider", "-p", "no:unraisableexception", "-o", "addopts=--strict-markers", "-q", "--no-header", "-rN",
         f"--timeout={config.grading.timeout_per_test:g}",
     ]
     return command + (["--collect-only"] if collect_only else [])

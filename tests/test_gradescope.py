@@ -87,9 +87,18 @@ def _root(tmp_path: Path, venv: Path, name: str, data_dir: Path) -> tuple[Path, 
 
 
 def _set_up_and_grade(root: Path, env: dict, name: str, submissions: Path) -> dict:
-    """The rest of ``setup.sh`` (MNIST's cache, the sandbox's access), then :func:`_grade_both`."""
+    """The rest of ``setup.sh`` (MNIST and the tests kept, the sandbox's access), then :func:`_grade_both`;
+    under ``"kept"`` what ``/autograder/cache`` held after the setup and after the runs."""
     _run(["bash", str(root / "source" / "setup.sh")], {**env, "MNISTKIT_SETUP_STEPS": "data sandbox"})
-    return _grade_both(root, env, name, submissions)
+    kept = root / "cache"
+    [manifest] = kept.glob("manifests/*.json")
+    specs = json.loads(manifest.read_text())
+    specs[0]["title"] += KEPT_MARK  # shows in results.json only if the runs read this file
+    manifest.write_text(json.dumps(specs))
+    listing = lambda: sorted((p.relative_to(kept).as_posix(), p.stat().st_mtime_ns) for p in kept.rglob("*"))  # noqa: E731
+    before = listing()
+    graded = _grade_both(root, env, name, submissions)
+    return {**graded, "kept": (before, listing(), kept.stat().st_mode & 0o777)}
 
 
 def _submit(root: Path, upload: Path, *, loose: bool) -> None:
@@ -125,6 +134,7 @@ def _check_schema(results: dict) -> None:
     assert results["extra_data"]["student"]["sid"] == "s0001"
 
 
+KEPT_MARK = " [as kept]"
 KINDS = (("reference", True, True), ("stub", False, False))  # (submission, uploaded as loose files, full marks)
 
 
@@ -153,6 +163,18 @@ def gradescope_results(gradescope_venv, submissions, data_dir, tmp_path_factory)
         futures = {name: pool.submit(_set_up_and_grade, root, env, name, submissions)
                    for name, (root, env) in roots.items()}
         return {name: future.result() for name, future in futures.items()}
+
+
+@pytest.mark.parametrize("name", list_assignments())
+def test_gradescope_runs_read_what_setup_kept(name, gradescope_results):
+    """setup.sh keeps the tests (and MNIST) in /autograder/cache, closed to the sandbox's uids; the runs
+    read them (a title marked in the kept list shows in results.json) and write nothing there."""
+    before, after, mode = gradescope_results[name]["kept"]
+    assert mode == 0o700
+    assert any(path.startswith("mnist/") for path, _ in before) == load_assignment(name).grading.mnist
+    assert after == before, "a run wrote into the kept folder"
+    for kind, _, _ in KINDS:
+        assert gradescope_results[name][kind]["tests"][0]["name"].endswith(KEPT_MARK), f"the {kind}'s run collected the tests again"
 
 
 @pytest.mark.parametrize("name", list_assignments())

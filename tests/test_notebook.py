@@ -365,3 +365,27 @@ def test_student_notebook_is_reproducible(tmp_path):
     first = write_notebook(build_notebook(config, flavour=STUDENT), tmp_path / "a.ipynb").read_bytes()
     second = write_notebook(build_notebook(config, flavour=STUDENT), tmp_path / "b.ipynb").read_bytes()
     assert first == second
+
+
+def test_notebook_test_cells_probe_once_until_the_students_file_changes(released, tmp_path, monkeypatch):
+    """A notebook runs one pytest session per test cell, in one kernel: the probe's output is reused from
+    cell to cell, and computed again once the student's file changed (the change is what the next cell sees)."""
+    from mnistkit import notebook, pytest_plugin
+
+    with zipfile.ZipFile(released["im2col"]) as archive:
+        archive.extractall(tmp_path)
+    handout = tmp_path / "im2col"
+    preamble, tests = split_tests((handout / "tests" / "test_im2col.py").read_text())
+    first, second = (source for _, source in tests[:2])
+    probed = []
+    real = pytest_plugin.run_plan
+    monkeypatch.setattr(pytest_plugin, "run_plan", lambda *args, **kwargs: (probed.append(1), real(*args, **kwargs)))
+    monkeypatch.chdir(handout)
+    for source in (first, second):  # the stub, as released
+        with pytest.raises(notebook.TestsFailed, match="NotImplementedError|not written yet"):
+            notebook.run_tests(source, preamble=preamble)
+    assert len(probed) == 1
+    shutil.copy(load_assignment("im2col").solution_dir / "im2col.py", handout / "im2col.py")  # the cell rewritten
+    assert notebook.run_tests(first, preamble=preamble).passed == 1
+    assert notebook.run_tests(second, preamble=preamble).passed == 1
+    assert len(probed) == 2, "the probe ran again for a cell although nothing had changed"

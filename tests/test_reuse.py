@@ -1,6 +1,8 @@
 """What one grader process computes once for all the batches it grades (autograder.grade.reuse)."""
 import dataclasses
 
+import pytest
+
 from autograder.config import load_assignment
 from autograder.grade import grade, reuse
 from autograder.grade.grade import Batch
@@ -43,6 +45,37 @@ def test_reuse_manifest_is_collected_once_per_fingerprint(tmp_path, monkeypatch)
     shorter = dataclasses.replace(config, grading=dataclasses.replace(config.grading, timeout_per_test=7))
     _batch(tmp_path, "c").manifest(shorter)  # what decides a grade changed: collected again
     assert collected == ["im2col", "im2col"]
+
+
+def test_reuse_kept_folder_serves_the_next_process_and_only_if_private(tmp_path, data_dir, monkeypatch, caplog):
+    """``$MNISTKIT_GRADER_CACHE`` (Gradescope's /autograder/cache): what one process prepared, the next
+    (here: this one with its memory emptied) reads instead of collecting and writing again; a folder
+    others may read or write is not used."""
+    collected, written = [], []
+    real_collect, real_write = grade.collect_manifest, grade._write_mnist_cache
+    monkeypatch.setattr(grade, "collect_manifest", lambda config: collected.append(config.name) or real_collect(config))
+    monkeypatch.setattr(grade, "_write_mnist_cache", lambda folder, data: written.append(folder) or real_write(folder, data))
+    kept = tmp_path / "kept"
+    kept.mkdir(mode=0o700)
+    monkeypatch.setenv(reuse.KEPT_ENV, str(kept))
+    monkeypatch.setattr(reuse, "_MANIFESTS", {})
+    monkeypatch.setattr(reuse, "_MNIST", {})
+    grade.prepare("mlp", data_dir=data_dir)
+    assert collected == ["mlp"] and len(written) == 1
+    config = load_assignment("mlp")
+    expected = _batch(tmp_path, "a", data_dir).manifest(config)
+    for fresh in ("b", "c"):
+        monkeypatch.setattr(reuse, "_MANIFESTS", {})
+        monkeypatch.setattr(reuse, "_MNIST", {})
+        batch = _batch(tmp_path, fresh, data_dir)
+        assert batch.manifest(config) == expected and batch.mnist().is_relative_to(kept)
+    assert collected == ["mlp"] and len(written) == 1, "a later process computed again what was kept"
+    kept.chmod(0o755)
+    monkeypatch.setattr(reuse, "_MANIFESTS", {})
+    _batch(tmp_path, "d", data_dir).manifest(config)
+    assert collected == ["mlp", "mlp"] and "not a folder of this user's with mode 0700" in caplog.text
+    with pytest.raises(grade.UsageError, match="MNISTKIT_GRADER_CACHE"):
+        grade.prepare("mlp", data_dir=data_dir)
 
 
 def test_judge_loads_only_the_plugins_it_names(tmp_path):

@@ -126,8 +126,7 @@ class Batch:
         shared = os.environ.get(TRAIN_CACHE_ENV)
         if shared:
             folder = Path(shared)
-            info = folder.stat() if folder.is_dir() else None
-            if info and info.st_uid == os.getuid() and not info.st_mode & 0o077:
+            if reuse.private_folder(folder):
                 return folder
             log.warning("%s=%s is not a folder of this user's with mode 0700: not used", TRAIN_CACHE_ENV, shared)
         with self.lock:
@@ -461,6 +460,34 @@ def grade_path(
     write_gradebooks(out_dir, "csv")
     write_summary(out_dir)
     return outcomes
+
+
+def prepare(assignment: str, *, data_dir: str | Path | None = None) -> Path:
+    """Compute ahead, into ``$MNISTKIT_GRADER_CACHE`` (:mod:`.reuse`), what every grading of ``assignment``
+    reads: the list of its tests and MNIST's .npy cache (MNIST fetched if missing). Gradescope's setup runs
+    it once; every submission's run, a process of its own, then reads both instead of computing them again.
+
+    Raises:
+        UsageError: the variable names no folder of this user's with mode 0700, or the assignment is unknown.
+        mnistkit.data.MNISTUnavailableError: MNIST cannot be loaded.
+    """
+    kept = reuse.kept_folder()
+    if kept is None:
+        raise UsageError(f"${reuse.KEPT_ENV} must name a folder of this user's with mode 0700")
+    try:
+        config = load_assignment(assignment)
+    except ConfigError as err:
+        raise UsageError(str(err)) from err
+    with tempfile.TemporaryDirectory(prefix="preparing-") as tmp:
+        batch = Batch(Path(tmp) / "out", Path(tmp), data_dir, threads=1, mode="unsafe", key=b"", assignment=config)
+        try:
+            batch.manifest(config)
+            if config.grading.mnist:
+                batch.mnist()
+        finally:
+            batch._pool.shutdown(wait=True)
+    log.info("%s: the tests and MNIST are kept in %s", assignment, kept)
+    return kept
 
 
 def longest_first(sources: list[Path], batch: Batch) -> list[Path]:

@@ -17,6 +17,7 @@ A judge is ``python -m pytest ARGS`` in a session of its own, in ``cwd``, with e
 output in ``log``, its address space capped at ``memory`` bytes, the way :class:`judge.Judge` starts one.
 """
 import ctypes
+import gc
 import importlib
 import json
 import os
@@ -76,6 +77,10 @@ def serve() -> None:
             importlib.import_module(name)
         except ImportError:
             pass
+    # What was imported moves to the collector's permanent generation: a judge's garbage collections
+    # (pytest runs some at its end) no longer walk torch's objects, nor copy the pages that hold them.
+    gc.collect()
+    gc.freeze()
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_read, False)
     os.set_blocking(wake_write, False)

@@ -45,9 +45,11 @@ fi
 if step kit; then
   "$VENV/bin/pip" install --quiet -e "$SOURCE/kit"   # editable: the grader reads its assignments from there
 fi
-if step data; then     # MNIST now, so that grading never needs the network
-  mkdir -p "$ROOT/data"
-  "$VENV/bin/python" -m mnistkit.data cache "$ROOT/data/cache" --data-dir "$ROOT/data"
+if step data; then     # MNIST now, so that grading never needs the network; with the list of tests, kept
+  mkdir -p "$ROOT/data"  # for every run (which would compute both again: about 12 s of CPU per submission)
+  mkdir -p -m 700 "$ROOT/cache"
+  MNIST_DATA_DIR="${{MNIST_DATA_DIR:-$ROOT/data}}" MNISTKIT_GRADER_CACHE="$ROOT/cache" \
+    "$VENV/bin/python" -m autograder gradescope --root "$ROOT" --assignment {name} --prepare
 fi
 if step sandbox; then  # student code runs as unprivileged uids: let them reach the interpreter
   "$VENV/bin/python" - <<'PY'
@@ -66,7 +68,7 @@ RUN = """#!/usr/bin/env bash
 # Gradescope runs this for every submission: grade /autograder/submission, write /autograder/results/results.json.
 set -euo pipefail
 ROOT="${{AUTOGRADER_ROOT:-/autograder}}"
-export MNIST_DATA_DIR="${{MNIST_DATA_DIR:-$ROOT/data}}" OMP_WAIT_POLICY=PASSIVE
+export MNIST_DATA_DIR="${{MNIST_DATA_DIR:-$ROOT/data}}" MNISTKIT_GRADER_CACHE="$ROOT/cache" OMP_WAIT_POLICY=PASSIVE
 exec "$ROOT/venv/bin/python" -m autograder gradescope --root "$ROOT" --assignment {name} --threads {threads}
 """
 

@@ -217,8 +217,10 @@ def run_tests(source: str, *, preamble: str = "", folder: Path = Path(".")) -> _
         sys.modules.pop(name, None)  # the student's latest %%writefile, not a stale import
     outcomes = _Outcomes()
     try:
-        code = pytest.main([str(path), "-q", "--no-header", "-p", "no:cacheprovider", "--capture=sys", "-rN",
-                            "--tb=short"], plugins=[outcomes])
+        # without pytest's unraisable-exception report: its garbage collections walk every object of
+        # the kernel (torch's, the notebook's), a growing half of each cell's time
+        code = pytest.main([str(path), "-q", "--no-header", "-p", "no:cacheprovider", "-p", "no:unraisableexception",
+                            "--capture=sys", "-rN", "--tb=short"], plugins=[outcomes])
     finally:
         path.unlink(missing_ok=True)
     if outcomes.failed:

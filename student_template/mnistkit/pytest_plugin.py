@@ -15,10 +15,17 @@ something different, on a student's machine and in the grader.
 """
 from __future__ import annotations
 
+import atexit
+import hashlib
+import json
 import os
+import shutil
 import sys
+import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -181,8 +188,11 @@ class Probe:
 
 
 @pytest.fixture(scope="session")
-def probe(request: pytest.FixtureRequest, assignment_config: dict, submission_dir: Path, tmp_path_factory) -> Probe:
-    """What the assignment's plan computed with the student's code (run here, or read from the grader's probe)."""
+def probe(request: pytest.FixtureRequest, assignment_config: dict, submission_dir: Path) -> Probe:
+    """What the assignment's plan computed with the student's code (run here, or read from the grader's probe).
+
+    Run here, the output is reused by the next session of the same process (a notebook's next test cell)
+    as long as the plan and every file it may read are unchanged."""
     if judging():
         ended = _wait_until_ready()  # waited for already, after collection (pytest_collection_finish)
         results = Results(Plan.load(Path(os.environ[PLAN_ENV])), Path(os.environ[PROBE_ENV]))
@@ -194,7 +204,11 @@ def probe(request: pytest.FixtureRequest, assignment_config: dict, submission_di
     timeout = assignment_config.get("grading", {}).get("timeout_per_test")
     root = handout_root(request.config)
     plan = load_plan(root / "tests", seed=LOCAL_SEED, files=files, timeout=timeout)
-    out = tmp_path_factory.mktemp("probe")
+    key = _local_key(plan, root, files)
+    if _last_local.get("key") == key:
+        return Probe(Results(plan, _last_local["out"]))
+    out = Path(tempfile.mkdtemp(prefix="mnistkit-probe-"))
+    atexit.register(shutil.rmtree, out, ignore_errors=True)
     previous = os.getcwd()
     os.chdir(root)
     sys.path.insert(0, str(root))  # the student's module, also where pytest.ini's pythonpath did not apply
@@ -203,7 +217,30 @@ def probe(request: pytest.FixtureRequest, assignment_config: dict, submission_di
     finally:
         os.chdir(previous)
         sys.path.remove(str(root))
+    if "out" in _last_local:
+        shutil.rmtree(_last_local["out"], ignore_errors=True)
+    _last_local.update(key=key, out=out)  # only a run that ended: one stopped by a timeout is not reused
     return Probe(Results(plan, out))
+
+
+# A notebook runs one pytest session per test cell, in one kernel: the probe runs again only when its
+# plan or a file it may read changed (a %%writefile cell run since), not for every cell.
+_last_local: dict = {}
+
+
+def _local_key(plan: Plan, root: Path, files: dict) -> str:
+    """What a local probe's output depends on: the plan, the submitted files, the handout's modules."""
+    digest = hashlib.sha256(json.dumps(
+        [plan.module, plan.timeout, plan.seed, list(plan.files), [asdict(item) for item in plan.items]],
+        sort_keys=True, default=repr).encode())
+    for key in sorted(plan.arrays):
+        array = np.ascontiguousarray(plan.arrays[key])
+        digest.update(f"{key} {array.dtype} {array.shape}".encode())
+        digest.update(array.tobytes())
+    for path in sorted({Path(p).resolve() for p in [*files.values(), *root.glob("*.py")]}):
+        digest.update(f"{path}\0".encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 @pytest.fixture
