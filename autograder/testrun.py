@@ -26,7 +26,8 @@ def judge_command(config: AssignmentConfig, *, collect_only: bool = False) -> li
     unraisable-exception report, whose garbage collections walk every object torch made."""
     command = [
         sys.executable, "-m", "pytest", "tests", "-p", "pytest_timeout", "-p", "mnistkit.pytest_plugin", "-p", PLUGIN,
-        "-p", "no:cacheprovider", "-p", "no:unraisableexception", "-o", "addopts=--strict-markers", "-q", "--no-header", "-rN",
+        "-p", "no:cacheprovider", "-p", "no:unraisableexception", "-o", "addopts=--strict-markers",
+        "-q", "--no-header", "-rN",
         f"--timeout={config.grading.timeout_per_test:g}",
     ]
     return command + (["--collect-only"] if collect_only else [])

@@ -53,8 +53,10 @@ def test_reuse_kept_folder_serves_the_next_process_and_only_if_private(tmp_path,
     others may read or write is not used."""
     collected, written = [], []
     real_collect, real_write = grade.collect_manifest, grade._write_mnist_cache
-    monkeypatch.setattr(grade, "collect_manifest", lambda config: collected.append(config.name) or real_collect(config))
-    monkeypatch.setattr(grade, "_write_mnist_cache", lambda folder, data: written.append(folder) or real_write(folder, data))
+    monkeypatch.setattr(grade, "collect_manifest",
+                        lambda config: collected.append(config.name) or real_collect(config))
+    monkeypatch.setattr(grade, "_write_mnist_cache",
+                        lambda folder, data: written.append(folder) or real_write(folder, data))
     kept = tmp_path / "kept"
     kept.mkdir(mode=0o700)
     monkeypatch.setenv(reuse.KEPT_ENV, str(kept))
