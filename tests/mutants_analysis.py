@@ -234,12 +234,16 @@ ANALYSIS = [
        expect={"test_build_mlp_output_shape": "the outputs are probabilities",
                **{t: NOT_REPRODUCED for t in RERUNS}},
        maybe=(TRAINS,)),
+    # NLL on raw scores rewards growing them without bound: at the grid's high learning rates a run
+    # diverges, and whether the hidden re-run's three random rows reproduce within tolerance depends on
+    # which rows the batch's seed draws (one clean-clone run in the last four drew such a row).
     _m("analysis", "no-log-softmax", "the nn.LogSoftmax at the end is missing (raw scores)",
        ("    layers.append(nn.LogSoftmax(dim=1))\n", ""),
        expect={"test_build_mlp_output_shape": "expected log-probabilities",
                **{t: "(Linear) is followed by nothing, expected log_softmax(dim=1)" for t in (
                    "test_build_mlp_layer_order", "test_build_mlp_module_order_all_options",
-                   "test_build_mlp_defaults_have_no_batchnorm_or_dropout")}}),
+                   "test_build_mlp_defaults_have_no_batchnorm_or_dropout")}},
+       maybe=RERUN_HIDDEN),
     # ------------------------------------------------------------------ equivalent
     _m("analysis", "activation-dict", "make_activation as a lookup in a dict of factories",
        ('    if name == "relu":\n        return nn.ReLU()\n    if name == "tanh":\n        return nn.Tanh()\n'
