@@ -123,12 +123,9 @@ class Batch:
         the grader's environment names a longer-lived one (:data:`TRAIN_CACHE_ENV`, which the kit's own
         tests set so that their batches share): a folder of the grader's own, closed to everyone else.
         """
-        shared = os.environ.get(TRAIN_CACHE_ENV)
-        if shared:
-            folder = Path(shared)
-            if reuse.private_folder(folder):
-                return folder
-            log.warning("%s=%s is not a folder of this user's with mode 0700: not used", TRAIN_CACHE_ENV, shared)
+        shared = reuse.env_folder(TRAIN_CACHE_ENV)
+        if shared is not None:
+            return shared
         with self.lock:
             folder = self.tmp / "trained"
             folder.mkdir(mode=0o700, exist_ok=True)

@@ -56,15 +56,20 @@ def private_folder(path: Path) -> bool:
     return bool(info and info.st_uid == os.getuid() and not info.st_mode & 0o077)
 
 
-def kept_folder() -> Path | None:
-    """``$MNISTKIT_GRADER_CACHE``, when it names a :func:`private_folder` (else a warning, and None)."""
-    value = os.environ.get(KEPT_ENV)
+def env_folder(name: str) -> Path | None:
+    """The folder ``$name`` names, when it is a :func:`private_folder` (else a warning, and None)."""
+    value = os.environ.get(name)
     if not value:
         return None
     if private_folder(Path(value)):
         return Path(value)
-    log.warning("%s=%s is not a folder of this user's with mode 0700: not used", KEPT_ENV, value)
+    log.warning("%s=%s is not a folder of this user's with mode 0700: not used", name, value)
     return None
+
+
+def kept_folder() -> Path | None:
+    """``$MNISTKIT_GRADER_CACHE``, when it names a :func:`private_folder`."""
+    return env_folder(KEPT_ENV)
 
 
 def _digest(*parts) -> str:

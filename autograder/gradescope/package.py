@@ -49,7 +49,7 @@ if step data; then     # MNIST now, so that grading never needs the network; wit
   mkdir -p "$ROOT/data"  # for every run (which would compute both again: about 12 s of CPU per submission)
   mkdir -p -m 700 "$ROOT/cache"
   MNIST_DATA_DIR="${{MNIST_DATA_DIR:-$ROOT/data}}" MNISTKIT_GRADER_CACHE="$ROOT/cache" \
-    "$VENV/bin/python" -m autograder gradescope --root "$ROOT" --assignment {name} --prepare
+    "$VENV/bin/python" -m autograder gradescope --assignment {name} --prepare
 fi
 if step sandbox; then  # student code runs as unprivileged uids: let them reach the interpreter
   "$VENV/bin/python" - <<'PY'
